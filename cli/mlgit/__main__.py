@@ -1,0 +1,3 @@
+from mlgit.main import run
+
+run()

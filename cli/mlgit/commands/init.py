@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from mlgit.console import out
+from mlgit.scaffold import InitOptions, init_repository, list_examples
+
+
+def init(
+    directory: Path = typer.Argument(..., help="Directory to create the model repository in."),
+    name: str = typer.Option(None, "--name", help="Model name (a DNS label); default: the example's or DIR's name."),
+    model: Path = typer.Option(None, "--model", help="An .onnx file to build the repository around."),
+    example: str = typer.Option(
+        None,
+        "--example",
+        help="Start from a shipped example (default: iris-classifier).",
+        autocompletion=lambda: list_examples(),
+    ),
+    domain: str = typer.Option(None, "--domain", help="Base DNS domain of the model's hosts."),
+    registry: str = typer.Option(None, "--registry", help="Image repository, e.g. registry.gitlab.com/group/project."),
+    force: bool = typer.Option(False, "--force", help="Write into a non-empty directory (other files are kept)."),
+    git: bool = typer.Option(False, "--git", help="Make the first commit (git init if needed)."),
+) -> None:
+    """Create a complete model repository: mlgit.yaml, model, Dockerfile, manifests, pipeline, tests."""
+    target = init_repository(
+        InitOptions(
+            target=directory,
+            name=name,
+            model=model,
+            example=example,
+            domain=domain,
+            registry=registry,
+            force=force,
+            git=git,
+        )
+    )
+    out.print(f"[green]created[/] {target}")
+    out.print(f"next: cd {directory} && mlgit validate && mlgit serve")

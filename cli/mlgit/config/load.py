@@ -1,0 +1,168 @@
+"""Load mlgit.yaml into one validated Project: the config, where it came from, and its model."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlgit.config.onnx_model import OnnxModel, read_onnx, signature_differences
+from mlgit.config.schema import MlgitConfig
+from mlgit.config.yamlio import position, read_yaml
+from mlgit.errors import Location, MlgitError
+from pydantic import BaseModel, ValidationError
+
+CONFIG_FILE = "mlgit.yaml"
+_PATH_PREFIX = re.compile(r"^([a-z_][a-z0-9_]*(\.[a-z0-9_-]+)*): ")
+
+
+@dataclass(frozen=True)
+class Project:
+    """A loaded model repository: everything the renderers and commands read."""
+
+    root: Path
+    config: MlgitConfig
+    model: OnnxModel
+    sample: dict[str, Any]
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / CONFIG_FILE
+
+
+def _model_at(loc: tuple[str | int, ...]) -> type[BaseModel] | None:
+    """The pydantic model class found at `loc` inside MlgitConfig (for 'did you mean')."""
+    cls: Any = MlgitConfig
+    for key in loc:
+        if not (isinstance(cls, type) and issubclass(cls, BaseModel)):
+            return None
+        field = cls.model_fields.get(str(key))
+        if field is None:
+            # a dict value (environments.<env>) or a list item: step into the container's item type
+            args = [a for a in getattr(cls, "__args__", ()) if isinstance(a, type)]
+            cls = args[-1] if args else None
+            continue
+        cls = field.annotation
+        for arg in getattr(cls, "__args__", ()):  # Optional[X], list[X], dict[K, X]
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                cls = arg
+    return cls if isinstance(cls, type) and issubclass(cls, BaseModel) else None
+
+
+def _describe(error: dict[str, Any], doc: Any, path: Path) -> str:
+    loc = tuple(error["loc"])
+    message = error["msg"].removeprefix("Value error, ")
+    match = _PATH_PREFIX.match(message)
+    if match and error["type"] == "value_error":
+        loc = loc + tuple(match.group(1).split("."))
+        message = message[match.end() :]
+    if error["type"] == "extra_forbidden":
+        owner = _model_at(loc[:-1])
+        known = list(owner.model_fields) if owner else []
+        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        message = f"unknown key {loc[-1]!r}" + (f"; did you mean {close[0]!r}?" if close else "")
+        if known:
+            message += f" (allowed: {', '.join(known)})"
+    elif error["type"] == "missing":
+        message = "required field is missing"
+    where = position(doc, loc)
+    field = ".".join(str(p) for p in loc) or "(top level)"
+    prefix = f"{path}:{where[0]}:{where[1]}" if where else str(path)
+    return f"{prefix}: {field}: {message}"
+
+
+def parse_config(path: Path) -> tuple[MlgitConfig, Any]:
+    """Read and validate mlgit.yaml (no model checks); return the config and the round-trip doc."""
+    doc = read_yaml(path)
+    if not isinstance(doc, dict):
+        raise MlgitError("mlgit.yaml must be a mapping of keys such as name, domain, model, image",
+                         location=Location(path, 1, 1))  # fmt: skip
+    try:
+        config = MlgitConfig.model_validate(json.loads(json.dumps(doc, default=str)))
+    except ValidationError as exc:
+        problems = [_describe(e, doc, path) for e in exc.errors()]
+        raise MlgitError(
+            f"{path} is not valid ({len(problems)} problem{'s' if len(problems) > 1 else ''})",
+            "fix the fields above; `mlgit schema` prints every field with its documentation",
+            problems=problems,
+        ) from None
+    return config, doc
+
+
+def _check_sample(project_root: Path, config: MlgitConfig, model: OnnxModel, doc: Any) -> dict[str, Any]:
+    sample_path = project_root / config.model.sample.path
+    where = Location(sample_path)
+    try:
+        sample = json.loads(sample_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        pos = position(doc, ("model", "sample", "path"))
+        raise MlgitError(
+            f"sample request {sample_path} not found",
+            "create it (docs/contracts.md) or point model.sample.path at it",
+            location=Location(project_root / CONFIG_FILE, *(pos or (None, None))),
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise MlgitError(f"invalid JSON: {exc.msg}", location=Location(sample_path, exc.lineno, exc.colno)) from None
+    if not isinstance(sample, dict) or not isinstance(sample.get("inputs"), list):
+        raise MlgitError("the sample must be an object with an 'inputs' list (OIP v2 request)", location=where)
+    specs = {t.name: t for t in model.signature.inputs}
+    given = {t.get("name") for t in sample["inputs"] if isinstance(t, dict)}
+    if given != specs.keys():
+        raise MlgitError(
+            f"sample inputs {sorted(map(str, given))} do not match the model inputs {sorted(specs)}",
+            location=where,
+        )
+    for tensor in sample["inputs"]:
+        spec = specs[tensor["name"]]
+        shape = tensor.get("shape", [])
+        if (
+            tensor.get("datatype") != spec.datatype
+            or len(shape) != len(spec.shape)
+            or any(d != s and s != -1 for d, s in zip(shape, spec.shape, strict=False))
+        ):
+            raise MlgitError(
+                f"sample input {spec.name!r} is {tensor.get('datatype')} {shape}; "
+                f"the model takes {spec.datatype} {spec.shape}",
+                location=where,
+            )
+    outputs = {t.name for t in model.signature.outputs}
+    for tensor in sample.get("expected_outputs", []):
+        if tensor.get("name") not in outputs:
+            raise MlgitError(
+                f"expected output {tensor.get('name')!r} is not a model output ({', '.join(sorted(outputs))})",
+                location=where,
+            )
+    return sample
+
+
+def load_project(root: Path) -> Project:
+    """Load, validate and cross-check a model repository (config, ONNX file, sample)."""
+    root = root.resolve()
+    config_path = root / CONFIG_FILE
+    config, doc = parse_config(config_path)
+    model = read_onnx(root / config.model.path)
+    declared = config.model.signature
+    if declared is not None:
+        problems = signature_differences(declared, model.signature)
+        if problems:
+            pos = position(doc, ("model", "signature"))
+            raise MlgitError(
+                f"the signature in mlgit.yaml disagrees with {config.model.path}",
+                "fix model.signature, or delete it to use the model's own signature",
+                location=Location(config_path, *(pos or (None, None))),
+                problems=problems,
+            )
+    batch_dynamic = all(t.shape and t.shape[0] == -1 for t in model.signature.inputs)
+    if config.serving.batching.enabled and not batch_dynamic:
+        pos = position(doc, ("serving", "batching"))
+        raise MlgitError(
+            "adaptive batching needs a dynamic first (batch) dimension on every input; this model has "
+            + ", ".join(f"{t.name} {t.shape}" for t in model.signature.inputs),
+            "set serving.batching.enabled: false, or export the model with a dynamic batch axis",
+            location=Location(config_path, *(pos or (None, None))),
+        )
+    sample = _check_sample(root, config, model, doc)
+    return Project(root=root, config=config, model=model, sample=sample)

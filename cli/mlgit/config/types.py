@@ -1,0 +1,56 @@
+"""Constrained scalar types shared by the mlgit.yaml models."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field
+
+DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+DNS_NAME_RE = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$")
+# Kubernetes resource.Quantity, e.g. 500m, 2, 1.5, 512Mi, 1G.
+QUANTITY_RE = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
+# GitLab's environment:auto_stop_in: "never" or durations such as "1 week", "2 hrs 20 min".
+DURATION_RE = re.compile(
+    r"^(never|(\d+\s*(seconds?|secs?|s|minutes?|mins?|m|hours?|hrs?|h|days?|d|weeks?|w|months?|years?|y)\s*)+)$"
+)
+
+
+def _dns_label(value: str) -> str:
+    if not DNS_LABEL_RE.match(value):
+        raise ValueError(
+            f"{value!r} is not a DNS label: use at most 63 lowercase letters, digits and '-', "
+            "starting and ending with a letter or digit"
+        )
+    return value
+
+
+def _dns_name(value: str) -> str:
+    if not DNS_NAME_RE.match(value):
+        raise ValueError(f"{value!r} is not a DNS name: use dot-separated lowercase labels of letters, digits and '-'")
+    return value
+
+
+def _quantity(value: str) -> str:
+    if not QUANTITY_RE.match(value):
+        raise ValueError(f"{value!r} is not a Kubernetes quantity (e.g. 500m, 2, 512Mi, 4Gi)")
+    return value
+
+
+def _duration(value: str) -> str:
+    if not DURATION_RE.match(value.strip()):
+        raise ValueError(f"{value!r} is not a GitLab duration (e.g. '3 days', '1 week', '2 hrs 20 min', 'never')")
+    return value
+
+
+DnsLabel = Annotated[str, AfterValidator(_dns_label)]
+DnsName = Annotated[str, AfterValidator(_dns_name)]
+Quantity = Annotated[str, AfterValidator(_quantity)]
+Duration = Annotated[str, AfterValidator(_duration)]
+PositiveInt = Annotated[int, Field(ge=1)]
+
+Datatype = Literal[
+    "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
+    "FP16", "FP32", "FP64", "BYTES",
+]  # fmt: skip

@@ -1,0 +1,59 @@
+"""The `mlgit` command line: thin commands over plain modules; MlgitError is caught only here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from mlgit import __version__
+from mlgit.commands import init, render, schema, validate
+from mlgit.console import out, print_error
+from mlgit.errors import MlgitError
+
+
+class MlgitGroup(TyperGroup):
+    """Turns a user mistake raised anywhere into a red message and its documented exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MlgitError as error:
+            print_error(error)
+            raise typer.Exit(int(error.exit_code)) from None
+
+
+app = typer.Typer(
+    cls=MlgitGroup,
+    help="From an ONNX model to production on Kubernetes with GitLab.\n\n"
+    "Exit codes: 0 ok, 1 user error, 2 usage error, 3 policy violation.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"mlgit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """From an ONNX model to production on Kubernetes with GitLab."""
+
+
+app.command("init")(init.init)
+app.command("validate")(validate.validate)
+app.command("render")(render.render)
+app.command("schema")(schema.schema)
+
+
+def run() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,97 @@
+"""The single render entry point: mlgit.yaml -> every generated file of a model repository.
+
+Renderers plug in by appending to RENDERERS; `mlgit init`, `mlgit render` and `render --check`
+all go through `plan()`, so a new renderer needs no change anywhere else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mlgit.config.load import Project
+from mlgit.errors import MlgitError
+from mlgit.render import repo_files
+from mlgit.render.files import RenderedFile, write_atomic
+
+
+@dataclass(frozen=True)
+class Renderer:
+    """A named producer of files. Files under `owned_dirs` that it no longer produces are stale."""
+
+    name: str
+    render: Callable[[Project], Iterable[RenderedFile]]
+    owned_dirs: tuple[str, ...] = field(default=())
+
+
+RENDERERS: list[Renderer] = [
+    Renderer("runtime-settings", repo_files.runtime_settings),
+    Renderer("dockerfile", repo_files.dockerfile),
+]
+
+
+@dataclass(frozen=True)
+class Drift:
+    """How the files on disk differ from what mlgit.yaml renders to."""
+
+    changed: list[str]
+    missing: list[str]
+    stale: list[str]
+
+    @property
+    def clean(self) -> bool:
+        return not (self.changed or self.missing or self.stale)
+
+
+def plan(project: Project) -> dict[str, RenderedFile]:
+    """Every generated file for `project`, keyed by repo-relative path."""
+    files: dict[str, RenderedFile] = {}
+    for renderer in RENDERERS:
+        for item in renderer.render(project):
+            if item.path in files:
+                raise MlgitError(f"renderers disagree: {item.path} is produced twice ({renderer.name})")
+            files[item.path] = item
+    return files
+
+
+def _stale(root: Path, files: dict[str, RenderedFile]) -> list[str]:
+    stale = []
+    for renderer in RENDERERS:
+        for owned in renderer.owned_dirs:
+            base = root / owned
+            if base.is_dir():
+                for path in base.rglob("*"):
+                    rel = path.relative_to(root).as_posix()
+                    if path.is_file() and rel not in files:
+                        stale.append(rel)
+    return sorted(stale)
+
+
+def drift(project: Project) -> Drift:
+    """Compare the repository with what it renders to, changing nothing."""
+    files = plan(project)
+    changed, missing = [], []
+    for rel, item in sorted(files.items()):
+        path = project.root / rel
+        if not path.is_file():
+            missing.append(rel)
+        elif not item.seed and path.read_text(encoding="utf-8") != item.content:
+            changed.append(rel)
+    return Drift(changed=changed, missing=missing, stale=_stale(project.root, files))
+
+
+def render(project: Project) -> Drift:
+    """Bring the repository in line with mlgit.yaml; return what was changed (before the change)."""
+    files = plan(project)
+    before = drift(project)
+    for rel in [*before.changed, *before.missing]:
+        write_atomic(project.root / rel, files[rel].content)
+    for rel in before.stale:
+        path = project.root / rel
+        path.unlink()
+        parent = path.parent
+        while parent != project.root and not any(parent.iterdir()):
+            parent.rmdir()
+            parent = parent.parent
+    return before

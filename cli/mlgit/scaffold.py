@@ -1,0 +1,188 @@
+"""`mlgit init`: create a complete model repository, never half-written.
+
+Everything is built in a temporary sibling directory, validated and rendered there through the one
+render entry point, then moved into place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlgit import render
+from mlgit.config.load import CONFIG_FILE, load_project, parse_config
+from mlgit.config.onnx_model import OnnxModel, read_onnx
+from mlgit.config.yamlio import dump_yaml, read_yaml
+from mlgit.errors import Location, MlgitError
+from mlgit.render.files import write_atomic
+from mlgit.render.templating import render_template
+from mlgit.resources import shipped_dir
+from mlgit.samples import make_sample
+
+DEFAULT_EXAMPLE = "iris-classifier"
+# Files the user owns after init; render never touches them.
+SCAFFOLD_TEMPLATES = {
+    "README.md": "README.md.j2",
+    ".gitignore": "gitignore.j2",
+    "tests/test_model.py": "test_model.py.j2",
+}
+
+
+@dataclass(frozen=True)
+class InitOptions:
+    target: Path
+    name: str | None = None
+    model: Path | None = None
+    example: str | None = None
+    domain: str | None = None
+    registry: str | None = None
+    force: bool = False
+    git: bool = False
+
+
+def list_examples() -> list[str]:
+    return sorted(p.name for p in shipped_dir("examples").iterdir() if (p / CONFIG_FILE).is_file())
+
+
+def _slug(text: str) -> str:
+    slug = re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")[:63].strip("-")
+    return slug or "model"
+
+
+def _check_target(options: InitOptions) -> None:
+    target = options.target
+    if target.exists() and not target.is_dir():
+        raise MlgitError(f"{target} exists and is not a directory", "choose another DIR")
+    if target.is_dir() and any(target.iterdir()) and not options.force:
+        raise MlgitError(
+            f"{target} is not empty",
+            "choose an empty or new directory, or pass --force to write mlgit's files into it "
+            "(files of yours that mlgit does not produce are kept)",
+        )
+    parent = target if target.is_dir() else target.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise MlgitError(f"cannot write to {parent}", "choose a directory you can write to, or fix its permissions")
+
+
+def _copy_example(name: str, staging: Path) -> None:
+    source = shipped_dir("examples") / name
+    if not (source / CONFIG_FILE).is_file():
+        raise MlgitError(f"unknown example {name!r}", f"choose one of: {', '.join(list_examples())}")
+    shutil.copytree(source, staging, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+
+
+def _from_model(model_path: Path, name: str, staging: Path) -> None:
+    model: OnnxModel = read_onnx(model_path.resolve())
+    (staging / "model").mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(model_path, staging / "model" / "model.onnx")
+    sample = make_sample(staging / "model" / "model.onnx", model.signature)
+    write_atomic(staging / "model" / "sample.json", json.dumps(sample) + "\n")
+    batch_dynamic = all(t.shape and t.shape[0] == -1 for t in model.signature.inputs)
+    text = render_template(
+        "scaffold",
+        "mlgit.yaml.j2",
+        name=name,
+        domain="models.example.com",
+        repository=f"registry.example.com/ml/{name}",
+        signature=model.signature.model_dump(),
+        batching=batch_dynamic,
+    )
+    write_atomic(staging / CONFIG_FILE, text)
+
+
+def _apply_overrides(staging: Path, options: InitOptions, name: str | None) -> None:
+    """Change name/domain/registry in mlgit.yaml, keeping its comments and layout."""
+    changes = {"name": name, "domain": options.domain}
+    if not any(changes.values()) and not options.registry:
+        return
+    path = staging / CONFIG_FILE
+    doc = read_yaml(path)
+    for key, value in changes.items():
+        if value:
+            doc[key] = value
+    if options.registry:
+        doc.setdefault("image", {})["repository"] = options.registry
+    write_atomic(path, dump_yaml(doc))
+
+
+def _scaffold_files(staging: Path, name: str) -> None:
+    config, _ = parse_config(staging / CONFIG_FILE)
+    for rel, template in SCAFFOLD_TEMPLATES.items():
+        if not (staging / rel).exists():
+            write_atomic(staging / rel, render_template("scaffold", template, name=name, config=config))
+
+
+def _git_commit(target: Path) -> None:
+    def git(*args: str) -> None:
+        env = {**os.environ}
+        for key, value in (("GIT_AUTHOR_NAME", "mlgit"), ("GIT_AUTHOR_EMAIL", "mlgit@localhost")):
+            env.setdefault(key, value)
+            env.setdefault(key.replace("AUTHOR", "COMMITTER"), value)
+        result = subprocess.run(["git", *args], cwd=target, env=env, capture_output=True, text=True, check=False)
+        if result.returncode:
+            raise MlgitError(
+                f"git {' '.join(args)} failed: {result.stderr.strip()}",
+                "the files are in place; commit them yourself",
+            )
+
+    if shutil.which("git") is None:
+        raise MlgitError("git is not installed", "install git, or run init without --git")
+    if not (target / ".git").exists():
+        git("init", "-q", "-b", "main")
+    git("add", "-A")
+    git("commit", "-q", "-m", "Initial model repository (mlgit init)")
+
+
+def _move_into_place(staging: Path, target: Path) -> None:
+    if not target.exists() or (target.is_dir() and not any(target.iterdir())):
+        if target.exists():
+            target.rmdir()
+        staging.rename(target)
+        return
+    # --force into a non-empty directory: replace mlgit's files one by one, keep the user's others.
+    for path in sorted(staging.rglob("*")):
+        if path.is_file():
+            dest = target / path.relative_to(staging)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, dest)
+    shutil.rmtree(staging)
+
+
+def init_repository(options: InitOptions) -> Path:
+    """Create the model repository described by `options`; return its path."""
+    target = options.target.resolve()
+    options = InitOptions(**{**options.__dict__, "target": target})
+    if options.model and options.example:
+        raise MlgitError("--model and --example exclude each other", "pass one of them")
+    _check_target(options)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.mlgit-", dir=target.parent))
+    try:
+        if options.model:
+            if options.model.suffix != ".onnx":
+                raise MlgitError(f"{options.model} is not a .onnx file", "pass the path of an ONNX model",
+                                 location=Location(options.model))  # fmt: skip
+            _from_model(options.model, options.name or _slug(target.name), staging)
+            name = options.name
+        else:
+            _copy_example(options.example or DEFAULT_EXAMPLE, staging)
+            name = options.name
+        _apply_overrides(staging, options, name)
+        config, _ = parse_config(staging / CONFIG_FILE)
+        _scaffold_files(staging, config.name)
+        render.render(load_project(staging))
+        _move_into_place(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if options.git:
+        _git_commit(target)
+    return target
