@@ -7,8 +7,8 @@ from rich.markup import escape
 
 from mlgit.errors import MlgitError
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def print_error(error: MlgitError) -> None:

@@ -163,8 +163,13 @@ def init_repository(options: InitOptions) -> Path:
     if options.model and options.example:
         raise MlgitError("--model and --example exclude each other", "pass one of them")
     _check_target(options)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.mlgit-", dir=target.parent))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.mlgit-", dir=target.parent))
+    except OSError as exc:
+        raise MlgitError(
+            f"cannot write to {target.parent}: {exc.strerror}", "choose a directory you can write to"
+        ) from None
     try:
         if options.model:
             if options.model.suffix != ".onnx":
@@ -180,6 +185,9 @@ def init_repository(options: InitOptions) -> Path:
         _scaffold_files(staging, config.name)
         render.render(load_project(staging))
         _move_into_place(staging, target)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise MlgitError(f"cannot create {target}: {exc.strerror} ({exc.filename})") from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

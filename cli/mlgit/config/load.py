@@ -36,19 +36,18 @@ class Project:
 def _model_at(loc: tuple[str | int, ...]) -> type[BaseModel] | None:
     """The pydantic model class found at `loc` inside MlgitConfig (for 'did you mean')."""
     cls: Any = MlgitConfig
+    skip_next = False  # the previous field was a dict/list: this key is an item key, not a field
     for key in loc:
-        if not (isinstance(cls, type) and issubclass(cls, BaseModel)):
-            return None
-        field = cls.model_fields.get(str(key))
-        if field is None:
-            # a dict value (environments.<env>) or a list item: step into the container's item type
-            args = [a for a in getattr(cls, "__args__", ()) if isinstance(a, type)]
-            cls = args[-1] if args else None
+        if skip_next:
+            skip_next = False
             continue
-        cls = field.annotation
-        for arg in getattr(cls, "__args__", ()):  # Optional[X], list[X], dict[K, X]
-            if isinstance(arg, type) and issubclass(arg, BaseModel):
-                cls = arg
+        if not (isinstance(cls, type) and issubclass(cls, BaseModel)) or str(key) not in cls.model_fields:
+            return None
+        annotation = cls.model_fields[str(key)].annotation
+        origin = getattr(annotation, "__origin__", None)
+        skip_next = origin in (dict, list)
+        models = [a for a in (annotation, *getattr(annotation, "__args__", ())) if isinstance(a, type)]
+        cls = next((a for a in models if issubclass(a, BaseModel)), None)
     return cls if isinstance(cls, type) and issubclass(cls, BaseModel) else None
 
 

@@ -1,0 +1,128 @@
+"""`mlgit init`: happy paths and its failures (never a half-written repository)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from mlgit.main import app
+from typer.testing import CliRunner
+
+runner = CliRunner()
+
+
+def _files(root: Path) -> set[str]:
+    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and ".git" not in p.parts}
+
+
+def test_init_from_model_gives_a_repo_that_validates_and_renders_clean(tmp_path: Path, linear_onnx: Path) -> None:
+    target = tmp_path / "my-model"
+    result = runner.invoke(app, ["init", str(target), "--model", str(linear_onnx)])
+    assert result.exit_code == 0, result.output
+    files = _files(target)
+    assert {"mlgit.yaml", "model/model.onnx", "model/sample.json", "Dockerfile", "model-settings.json",
+            ".gitignore", "README.md", "tests/test_model.py"} <= files  # fmt: skip
+    assert "name: my-model" in (target / "mlgit.yaml").read_text()
+    assert runner.invoke(app, ["validate", str(target)]).exit_code == 0
+    check = runner.invoke(app, ["render", str(target), "--check"])
+    assert check.exit_code == 0, check.output
+    # leftovers of the temporary build directory must not remain beside the target
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["linear.onnx", "my-model"]
+
+
+def test_rendering_an_unchanged_repo_changes_no_byte(model_repo: Path) -> None:
+    before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in model_repo.rglob("*") if p.is_file()}
+    result = runner.invoke(app, ["render", str(model_repo)])
+    assert result.exit_code == 0 and "up to date" in result.output
+    after = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in model_repo.rglob("*") if p.is_file()}
+    assert before == after
+
+
+def test_generated_smoke_test_passes(model_repo: Path) -> None:
+    result = subprocess.run(
+        ["python", "-m", "pytest", "-q", "-p", "no:cacheprovider", str(model_repo / "tests")],
+        capture_output=True, text=True, cwd=model_repo, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_init_refuses_a_non_empty_directory(tmp_path: Path, linear_onnx: Path) -> None:
+    target = tmp_path / "busy"
+    target.mkdir()
+    (target / "notes.txt").write_text("mine")
+    result = runner.invoke(app, ["init", str(target), "--model", str(linear_onnx)])
+    assert result.exit_code == 1
+    assert "is not empty" in result.output and "--force" in result.output
+    assert _files(target) == {"notes.txt"}
+
+
+def test_init_force_keeps_the_users_other_files(tmp_path: Path, linear_onnx: Path) -> None:
+    target = tmp_path / "busy"
+    target.mkdir()
+    (target / "notes.txt").write_text("mine")
+    result = runner.invoke(app, ["init", str(target), "--model", str(linear_onnx), "--force"])
+    assert result.exit_code == 0, result.output
+    assert (target / "notes.txt").read_text() == "mine"
+    assert (target / "mlgit.yaml").is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--example", "no-such-example"], "unknown example 'no-such-example'"),
+        (["--model", "README.md"], "is not a .onnx file"),
+        (["--model", "x.onnx", "--example", "iris-classifier"], "exclude each other"),
+    ],
+)
+def test_init_rejects_bad_sources(tmp_path: Path, args: list[str], message: str) -> None:
+    target = tmp_path / "repo"
+    result = runner.invoke(app, ["init", str(target), *args])
+    assert result.exit_code == 1
+    assert message in result.output and "Traceback" not in result.output
+    assert not target.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_init_with_a_corrupt_model_leaves_nothing(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x08\x01garbage" * 20)
+    result = runner.invoke(app, ["init", str(tmp_path / "repo"), "--model", str(bad)])
+    assert result.exit_code == 1 and "is not an ONNX model" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.onnx"]
+
+
+def test_init_into_an_unwritable_place(tmp_path: Path, linear_onnx: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    result = runner.invoke(app, ["init", str(blocker / "repo"), "--model", str(linear_onnx)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "cannot write" in result.output or "cannot create" in result.output
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions; the path above covers root")
+def test_init_into_a_read_only_directory(tmp_path: Path, linear_onnx: Path) -> None:
+    parent = tmp_path / "ro"
+    parent.mkdir(mode=0o500)
+    result = runner.invoke(app, ["init", str(parent / "repo"), "--model", str(linear_onnx)])
+    assert result.exit_code == 1 and "cannot write" in result.output
+
+
+def test_init_git_makes_the_first_commit(tmp_path: Path, linear_onnx: Path) -> None:
+    target = tmp_path / "repo"
+    result = runner.invoke(app, ["init", str(target), "--model", str(linear_onnx), "--git"])
+    assert result.exit_code == 0, result.output
+    log = subprocess.run(["git", "log", "--oneline"], cwd=target, capture_output=True, text=True, check=True)
+    assert "Initial model repository" in log.stdout
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=target, capture_output=True, text=True, check=True)
+    assert status.stdout == ""
+
+
+def test_init_fixed_batch_model_turns_batching_off(tmp_path: Path) -> None:
+    from tests.onnx_models import write_linear_model
+
+    model = write_linear_model(tmp_path / "fixed.onnx", batch=1)
+    result = runner.invoke(app, ["init", str(tmp_path / "repo"), "--model", str(model)])
+    assert result.exit_code == 0, result.output
+    assert "enabled: false" in (tmp_path / "repo" / "mlgit.yaml").read_text()

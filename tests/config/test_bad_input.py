@@ -1,0 +1,94 @@
+"""Every bad-input case of mlgit.yaml: exit 1, file:line and the field named, no traceback, nothing written."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from mlgit.main import app
+from typer.testing import CliRunner
+
+runner = CliRunner()
+
+
+def _snapshot(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def _edit(repo: Path, old: str, new: str) -> None:
+    path = repo / "mlgit.yaml"
+    text = path.read_text()
+    assert old in text, f"{old!r} not in mlgit.yaml"
+    path.write_text(text.replace(old, new, 1))
+
+
+def _append(repo: Path, text: str) -> None:
+    with (repo / "mlgit.yaml").open("a") as handle:
+        handle.write(text)
+
+
+ENVS = "environments:\n  dev: {}\n  staging: {}\n  prod: {}\n"
+
+# (id, how to break the repo, regex the error output must match)
+CASES = [
+    ("yaml-syntax", lambda r: _edit(r, "name: linear", "name: [linear"), r"mlgit\.yaml:\d+:\d+: YAML syntax error"),
+    ("wrong-type", lambda r: _append(r, "environments:\n  dev:\n    replicas: two\n"),
+     r"mlgit\.yaml:\d+:\d+: environments\.dev\.replicas: Input should be a valid integer"),
+    ("misspelt-key", lambda r: _append(r, "environments:\n  dev:\n    replcas: 2\n"),
+     r"environments\.dev\.replcas: unknown key 'replcas'; did you mean 'replicas'\?"),
+    ("misspelt-top-key", lambda r: _append(r, "promoton: {}\n"), r"promoton: unknown key 'promoton'; did you mean 'promotion'\?"),
+    ("bad-env-name", lambda r: _append(r, "environments:\n  Prod_1: {}\n"), r"environments\.Prod_1.*not a DNS label"),
+    ("duplicate-env", lambda r: _append(r, "environments:\n  dev: {}\n  dev: {}\n"), r"mlgit\.yaml:\d+:\d+: duplicate key 'dev'"),
+    ("negative-replicas", lambda r: _append(r, "environments:\n  dev:\n    replicas: -1\n"),
+     r"environments\.dev\.replicas: Input should be greater than or equal to 0"),
+    ("min-gt-max", lambda r: _append(r, "environments:\n  dev:\n    autoscaling: {enabled: true, min_replicas: 5, max_replicas: 2}\n"),
+     r"environments\.dev\.autoscaling\.min_replicas: 5 is greater than max_replicas \(2\)"),
+    ("negative-delay", lambda r: _edit(r, "  batching:\n", "  batching:\n    max_delay_ms: -1\n"),
+     r"serving\.batching\.max_delay_ms: Input should be greater than or equal to 0"),
+    ("missing-model", lambda r: (r / "model" / "model.onnx").unlink(), r"model file .*model\.onnx not found"),
+    ("not-onnx", lambda r: (r / "model" / "model.onnx").write_bytes(b"\x00\x01not a model at all" * 10),
+     r"model\.onnx is not an ONNX model"),
+    ("signature-mismatch", lambda r: _edit(r, '{name: "x", datatype: FP32', '{name: "x", datatype: INT64'),
+     r"mlgit\.yaml:\d+:\d+: the signature in mlgit\.yaml disagrees.*\n.*'x' is declared INT64 but the model says FP32"),
+    ("promotion-unknown-env", lambda r: _append(r, ENVS + "promotion:\n  order: [dev, qa, prod]\n"),
+     r"mlgit\.yaml:\d+:\d+: promotion\.order: names unknown environment\(s\) qa"),
+    ("host-not-dns", lambda r: _append(r, "environments:\n  dev:\n    host: under_score.models.example.com\n"),
+     r"environments\.dev\.host: .*is not a DNS name"),
+    ("host-outside-domain", lambda r: _append(r, "environments:\n  dev:\n    host: iris.other.org\n"),
+     r"environments\.dev\.host: host 'iris\.other\.org' is outside the domain"),
+    ("gpu-count-on-cpu", lambda r: _edit(r, "  device: cpu\n", "  device: cpu\n  gpus: 2\n"),
+     r"mlgit\.yaml:20:3: serving\.gpus: 2 on a CPU model"),
+    ("not-a-mapping", lambda r: (r / "mlgit.yaml").write_text("- just\n- a list\n"), r"mlgit\.yaml:1:1: mlgit\.yaml must be a mapping"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("case", "breaker", "pattern"), CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize("command", ["validate", "render"])
+def test_bad_config_is_reported_with_location(model_repo: Path, case: str, breaker, pattern: str, command: str) -> None:
+    breaker(model_repo)
+    before = _snapshot(model_repo)
+    result = runner.invoke(app, [command, str(model_repo)])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert re.search(pattern, result.output), result.output
+    assert _snapshot(model_repo) == before, "a failed command must not write anything"
+
+
+def test_all_problems_are_reported_at_once(model_repo: Path) -> None:
+    _append(model_repo, "environments:\n  dev:\n    replicas: -1\n    replcas: 2\n")
+    result = runner.invoke(app, ["validate", str(model_repo)])
+    assert result.exit_code == 1
+    assert "2 problems" in result.output
+    assert "replicas: Input should be greater" in result.output and "unknown key 'replcas'" in result.output
+
+
+def test_missing_config_says_how_to_start(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["validate", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "mlgit.yaml not found" in result.output and "mlgit init" in result.output
+
+
+def test_usage_error_exits_2(model_repo: Path) -> None:
+    result = runner.invoke(app, ["render", str(model_repo), "--no-such-flag"])
+    assert result.exit_code == 2
