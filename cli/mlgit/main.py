@@ -9,7 +9,7 @@ import typer
 from typer.core import TyperGroup
 
 from mlgit import __version__
-from mlgit.commands import init, render, schema, validate
+from mlgit.commands import init, render, schema, serve, validate
 from mlgit.console import out, print_error
 from mlgit.errors import MlgitError
 
@@ -52,6 +52,7 @@ app.command("init")(init.init)
 app.command("validate")(validate.validate)
 app.command("render")(render.render)
 app.command("schema")(schema.schema)
+app.command("serve")(serve.serve)
 
 
 def run() -> None:

@@ -1,0 +1,70 @@
+"""`mlgit serve`: the real runtime in a subprocess, answered over HTTP; and its failures."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from mlgit.main import app
+
+runner = CliRunner()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_serve_answers_the_sample_and_stops_on_sigterm(model_repo: Path) -> None:
+    pytest.importorskip("mlgit_serving", reason="the serving runtime (pip install ./serving_runtime) is needed")
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlgit", "serve", str(model_repo), "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            try:
+                if httpx.get(f"{base}/v2/health/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        else:
+            pytest.fail("mlgit serve did not become ready in 30 s")
+        sample = json.loads((model_repo / "model" / "sample.json").read_text())
+        answer = httpx.post(f"{base}/v2/models/linear/infer", json={"inputs": sample["inputs"]}, timeout=5)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["outputs"][0]["data"] == pytest.approx(sample["expected_outputs"][0]["data"], rel=1e-5)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+
+
+def test_serve_without_rendered_settings_says_so(model_repo: Path) -> None:
+    (model_repo / "model-settings.json").unlink()
+    result = runner.invoke(app, ["serve", str(model_repo)])
+    assert (
+        result.exit_code == 1 and "model-settings.json is missing" in result.output and "mlgit render" in result.output
+    )
+
+
+def test_serve_without_the_runtime_installed_names_the_package(
+    model_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "mlgit_serving.server", None)  # import of it now raises ImportError
+    result = runner.invoke(app, ["serve", str(model_repo)])
+    assert result.exit_code == 1 and "serving runtime is not installed" in result.output
+    assert "pip install" in result.output
