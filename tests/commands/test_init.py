@@ -7,8 +7,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from mlgit.main import app
 from typer.testing import CliRunner
+
+from mlgit.main import app
 
 runner = CliRunner()
 

@@ -6,10 +6,11 @@ import json
 from pathlib import Path
 
 import jsonschema
-from mlgit import __version__
-from mlgit.main import app
 from ruamel.yaml import YAML
 from typer.testing import CliRunner
+
+from mlgit import __version__
+from mlgit.main import app
 
 runner = CliRunner()
 

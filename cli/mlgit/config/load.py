@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ValidationError
+
 from mlgit.config.onnx_model import OnnxModel, read_onnx, signature_differences
 from mlgit.config.schema import MlgitConfig
 from mlgit.config.yamlio import position, read_yaml
 from mlgit.errors import Location, MlgitError
-from pydantic import BaseModel, ValidationError
 
 CONFIG_FILE = "mlgit.yaml"
 _PATH_PREFIX = re.compile(r"^([a-z_][a-z0-9_]*(\.[a-z0-9_-]+)*): ")

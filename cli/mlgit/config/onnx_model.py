@@ -8,6 +8,7 @@ from pathlib import Path
 
 import onnx
 from google.protobuf.message import DecodeError
+
 from mlgit.config.schema import Signature, TensorSpec
 from mlgit.errors import Location, MlgitError
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
 from mlgit import __version__
 from mlgit.config.types import DNS_NAME_RE, Datatype, DnsLabel, DnsName, Duration, PositiveInt, Quantity
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 DEFAULT_ENVIRONMENTS = ("dev", "staging", "prod")
 DEFAULT_RUNTIME_IMAGE = "registry.gitlab.com/mlgit/mlgit/serving-runtime"
@@ -128,6 +129,11 @@ class ServingConfig(Strict):
     tolerations: list[Toleration] | None = Field(
         None, description="Pod tolerations; gpu models default to tolerating nvidia.com/gpu taints."
     )
+    metrics_namespaces: list[DnsLabel] = Field(
+        default_factory=lambda: ["monitoring"],
+        description="Namespaces whose Prometheus may scrape /metrics (NetworkPolicy).",
+    )
+    service_monitor: bool = Field(False, description="Also emit a prometheus-operator ServiceMonitor (needs its CRDs).")
 
     @model_validator(mode="after")
     def _device_defaults(self) -> ServingConfig:

@@ -6,11 +6,12 @@ import io
 from pathlib import Path
 from typing import Any
 
-from mlgit.errors import Location, MlgitError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError
+
+from mlgit.errors import Location, MlgitError
 
 
 def _yaml() -> YAML:
