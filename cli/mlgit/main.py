@@ -10,7 +10,6 @@ from typer.core import TyperGroup
 
 from mlgit import __version__
 from mlgit.commands import init, render, schema, serve, validate
-from mlgit.console import out, print_error
 from mlgit.errors import MlgitError
 
 
@@ -21,6 +20,8 @@ class MlgitGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except MlgitError as error:
+            from mlgit.console import print_error
+
             print_error(error)
             raise typer.Exit(int(error.exit_code)) from None
 
@@ -37,7 +38,7 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        out.print(f"mlgit {__version__}")
+        typer.echo(f"mlgit {__version__}")
         raise typer.Exit()
 
 

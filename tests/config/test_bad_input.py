@@ -6,8 +6,9 @@ import re
 from pathlib import Path
 
 import pytest
-from mlgit.main import app
 from typer.testing import CliRunner
+
+from mlgit.main import app
 
 runner = CliRunner()
 

@@ -4,8 +4,11 @@ from pathlib import Path
 
 import typer
 
-from mlgit.console import out
-from mlgit.scaffold import InitOptions, init_repository, list_examples
+
+def _example_names() -> list[str]:
+    from mlgit.resources import shipped_dir
+
+    return sorted(p.name for p in shipped_dir("examples").iterdir() if (p / "mlgit.yaml").is_file())
 
 
 def init(
@@ -16,7 +19,7 @@ def init(
         None,
         "--example",
         help="Start from a shipped example (default: iris-classifier).",
-        autocompletion=lambda: list_examples(),
+        autocompletion=lambda: _example_names(),
     ),
     domain: str = typer.Option(None, "--domain", help="Base DNS domain of the model's hosts."),
     registry: str = typer.Option(None, "--registry", help="Image repository, e.g. registry.gitlab.com/group/project."),
@@ -24,6 +27,9 @@ def init(
     git: bool = typer.Option(False, "--git", help="Make the first commit (git init if needed)."),
 ) -> None:
     """Create a complete model repository: mlgit.yaml, model, Dockerfile, manifests, pipeline, tests."""
+    from mlgit.console import out
+    from mlgit.scaffold import InitOptions, init_repository
+
     target = init_repository(
         InitOptions(
             target=directory,

@@ -4,10 +4,7 @@ from pathlib import Path
 
 import typer
 
-from mlgit import render as renderer
 from mlgit.commands.validate import DirArg
-from mlgit.config.load import load_project
-from mlgit.console import err, out
 
 
 def render(
@@ -17,6 +14,10 @@ def render(
     ),
 ) -> None:
     """Regenerate every generated file (pipeline, manifests, runtime settings, Dockerfile) from mlgit.yaml."""
+    from mlgit import render as renderer
+    from mlgit.config.load import load_project
+    from mlgit.console import err, out
+
     project = load_project(directory)
     if check:
         drift = renderer.drift(project)

@@ -4,14 +4,14 @@ from pathlib import Path
 
 import typer
 
-from mlgit.config.load import load_project
-from mlgit.console import out
-
 DirArg = typer.Argument(Path("."), help="Model repository (the folder holding mlgit.yaml).")
 
 
 def validate(directory: Path = DirArg) -> None:
     """Check mlgit.yaml, the ONNX model and its sample request; exit 1 naming file:line on a problem."""
+    from mlgit.config.load import load_project
+    from mlgit.console import out
+
     project = load_project(directory)
     sig = project.model.signature
     out.print(
