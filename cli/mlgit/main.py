@@ -9,7 +9,7 @@ import typer
 from typer.core import TyperGroup
 
 from mlgit import __version__
-from mlgit.commands import init, render, schema, serve, validate
+from mlgit.commands import init, manifests, render, schema, serve, validate
 from mlgit.errors import MlgitError
 
 
@@ -54,6 +54,7 @@ app.command("validate")(validate.validate)
 app.command("render")(render.render)
 app.command("schema")(schema.schema)
 app.command("serve")(serve.serve)
+app.add_typer(manifests.app, name="manifests")
 
 
 def run() -> None:

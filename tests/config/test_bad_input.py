@@ -60,6 +60,12 @@ CASES = [
      r"environments\.dev\.host: host 'iris\.other\.org' is outside the domain"),
     ("gpu-count-on-cpu", lambda r: _edit(r, "  device: cpu\n", "  device: cpu\n  gpus: 2\n"),
      r"mlgit\.yaml:20:3: serving\.gpus: 2 on a CPU model"),
+    ("name-starts-with-digit", lambda r: _edit(r, "name: linear", "name: 9linear"), r"mlgit\.yaml:\d+:\d+: name: '9linear' must start with a letter"),
+    ("requests-over-limits", lambda r: _edit(r, "  device: cpu\n", "  device: cpu\n  resources: {requests: {memory: 4Gi}, limits: {memory: 1Gi}}\n"),
+     r"serving\.resources\.requests\.memory: 4Gi is more than limits\.memory \(1Gi\)"),
+    ("bad-annotation-key", lambda r: _append(r, "exposure:\n  annotations: {'bad key!': x}\n"), r"exposure\.annotations: 'bad key!': not valid annotation keys"),
+    ("hpa-without-cpu-request", lambda r: _edit(r, "  device: cpu\n", "  device: cpu\n  resources: {requests: {cpu: null}}\n"),
+     r"environments\.prod\.autoscaling: a CPU-utilisation HPA needs serving\.resources\.requests\.cpu"),
     ("not-a-mapping", lambda r: (r / "mlgit.yaml").write_text("- just\n- a list\n"), r"mlgit\.yaml:1:1: mlgit\.yaml must be a mapping"),
 ]  # fmt: skip
 

@@ -13,7 +13,17 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mlgit import __version__
-from mlgit.config.types import DNS_NAME_RE, Datatype, DnsLabel, DnsName, Duration, PositiveInt, Quantity
+from mlgit.config.types import (
+    DNS_NAME_RE,
+    AnnotationMap,
+    Datatype,
+    DnsLabel,
+    DnsName,
+    Duration,
+    PositiveInt,
+    Quantity,
+    quantity_value,
+)
 
 DEFAULT_ENVIRONMENTS = ("dev", "staging", "prod")
 DEFAULT_RUNTIME_IMAGE = "registry.gitlab.com/mlgit/mlgit/serving-runtime"
@@ -99,6 +109,15 @@ class ResourceAmounts(Strict):
 class ResourcesConfig(Strict):
     requests: ResourceAmounts = Field(default_factory=lambda: ResourceAmounts(cpu="500m", memory="512Mi"))
     limits: ResourceAmounts = Field(default_factory=lambda: ResourceAmounts(cpu="2", memory="2Gi"))
+
+    @model_validator(mode="after")
+    def _requests_within_limits(self) -> ResourcesConfig:
+        for kind in ("cpu", "memory"):
+            want, cap = getattr(self.requests, kind), getattr(self.limits, kind)
+            if want and cap and quantity_value(want) > quantity_value(cap):
+                # the API server rejects such a pod; say so now rather than at deploy time
+                raise ValueError(f"requests.{kind}: {want} is more than limits.{kind} ({cap})")
+        return self
 
 
 class Toleration(Strict):
@@ -187,7 +206,7 @@ class ExposureConfig(Strict):
         "ingress", description="ingress: networking.k8s.io Ingress; gateway: Gateway API HTTPRoute; none."
     )
     ingress_class: str = Field("nginx", description="ingressClassName of the Ingress.")
-    annotations: dict[str, str] = Field(
+    annotations: AnnotationMap = Field(
         default_factory=dict, description="Extra controller-specific Ingress/HTTPRoute annotations."
     )
     timeout_seconds: PositiveInt = Field(60, description="Route read/send timeout (slow models need more).")
@@ -320,11 +339,20 @@ class MlgitConfig(Strict):
 
     @model_validator(mode="after")
     def _resolve(self) -> MlgitConfig:
+        if not self.name[0].isalpha():
+            raise ValueError(f"name: {self.name!r} must start with a letter (it names a Kubernetes Service)")
+        if self.review.enabled and len(self.name) > 31:
+            raise ValueError(
+                f"name: {self.name!r} is {len(self.name)} characters; with review apps on, at most 31 fit "
+                "<name>-review-<branch slug> in a 63-character label (or set review.enabled: false)"
+            )
         if not self.environments:
             raise ValueError("environments: declare at least one environment")
         if "review" in self.environments:
             raise ValueError("environments: 'review' is reserved for merge-request review apps (see `review:`)")
         for env, cfg in self.environments.items():
+            if len(f"{self.name}-{env}") > 63:
+                raise ValueError(f"environments.{env}: '{self.name}-{env}' must fit a 63-character label")
             cfg.namespace = cfg.namespace or f"{self.name}-{env}"[:63].rstrip("-")
             cfg.host = cfg.host or (
                 f"{self.name}.{self.domain}" if env == "prod" else f"{self.name}.{env}.{self.domain}"
@@ -338,6 +366,10 @@ class MlgitConfig(Strict):
                     cfg.replicas = 2
                 if "autoscaling" not in cfg.model_fields_set:
                     cfg.autoscaling = AutoscalingConfig(enabled=True, min_replicas=2, max_replicas=4)
+            if cfg.autoscaling.enabled and not self.serving.resources.requests.cpu:
+                raise ValueError(
+                    f"environments.{env}.autoscaling: a CPU-utilisation HPA needs serving.resources.requests.cpu"
+                )
             _check_in_domain(cfg.host, self.domain, f"environments.{env}.host")
         self.review.namespace = self.review.namespace or f"{self.name}-review"
         self.review.host = self.review.host or f"{{slug}}.{self.name}.review.{self.domain}"

@@ -32,6 +32,31 @@ def _dns_name(value: str) -> str:
     return value
 
 
+_SUFFIX = {"m": 1e-3, "": 1, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
+           "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}  # fmt: skip
+# Annotation keys: an optional DNS-subdomain prefix and '/', then a name of up to 63 characters.
+ANNOTATION_KEY_RE = re.compile(
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+
+
+def quantity_value(value: str) -> float:
+    """The number a Kubernetes quantity stands for (500m -> 0.5, 1Gi -> 1073741824)."""
+    match = QUANTITY_RE.match(value)
+    if not match:
+        raise ValueError(f"{value!r} is not a Kubernetes quantity")
+    return float(value[: len(value) - len(match.group(2) or "")]) * _SUFFIX[match.group(2) or ""]
+
+
+def _annotation_keys(value: dict[str, str]) -> dict[str, str]:
+    bad = [key for key in value if not ANNOTATION_KEY_RE.match(key) or len(key) > 316]
+    if bad:
+        raise ValueError(
+            f"{', '.join(map(repr, bad))}: not valid annotation keys (prefix.example.com/name-of-63-chars)"
+        )
+    return value
+
+
 def _quantity(value: str) -> str:
     if not QUANTITY_RE.match(value):
         raise ValueError(f"{value!r} is not a Kubernetes quantity (e.g. 500m, 2, 512Mi, 4Gi)")
@@ -45,6 +70,7 @@ def _duration(value: str) -> str:
 
 
 DnsLabel = Annotated[str, AfterValidator(_dns_label)]
+AnnotationMap = Annotated[dict[str, str], AfterValidator(_annotation_keys)]
 DnsName = Annotated[str, AfterValidator(_dns_name)]
 Quantity = Annotated[str, AfterValidator(_quantity)]
 Duration = Annotated[str, AfterValidator(_duration)]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from mlgit.config.load import Project
 from mlgit.errors import MlgitError
+from mlgit.manifests.render import render_manifests
 from mlgit.render import repo_files
 from mlgit.render.files import RenderedFile, write_atomic
 
@@ -28,6 +29,7 @@ class Renderer:
 RENDERERS: list[Renderer] = [
     Renderer("runtime-settings", repo_files.runtime_settings),
     Renderer("dockerfile", repo_files.dockerfile),
+    Renderer("manifests", render_manifests, owned_dirs=("deploy",)),
 ]
 
 

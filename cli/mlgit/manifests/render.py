@@ -1,0 +1,167 @@
+"""The manifests renderer: mlgit.yaml -> deploy/base, deploy/components/<trait>, deploy/overlays/<env>."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from mlgit.config.load import Project
+from mlgit.config.schema import MlgitConfig
+from mlgit.manifests.envs import REVIEW, Target, known_targets, labels, target
+from mlgit.render.files import RenderedFile
+from mlgit.render.repo_files import runtime_settings_dict
+from mlgit.render.templating import render_template
+
+DEPLOY = "deploy"
+IN_FLIGHT_METRIC = "mlgit_inference_pending_requests"  # the serving runtime's gauge (mlgit_serving.metrics)
+_SHUTDOWN_DELAY_SECONDS = 5
+_GRACE_MARGIN_SECONDS = 10
+
+
+def _size(nbytes: int) -> str:
+    """A byte count the way nginx writes sizes (64m), exact."""
+    for unit, factor in (("g", 1 << 30), ("m", 1 << 20), ("k", 1 << 10)):
+        if nbytes % factor == 0:
+            return f"{nbytes // factor}{unit}"
+    return str(nbytes)
+
+
+def exposure_annotations(config: MlgitConfig, tgt: Target) -> dict[str, str]:
+    """Annotations of the Ingress or HTTPRoute: cert-manager, ingress-nginx limits, then the user's own."""
+    annotations: dict[str, str] = {}
+    if tgt.exposure.kind == "ingress":
+        if tgt.tls.enabled:
+            key = "cluster-issuer" if tgt.tls.issuer_kind == "ClusterIssuer" else "issuer"
+            annotations[f"cert-manager.io/{key}"] = tgt.tls.issuer
+        if "nginx" in tgt.exposure.ingress_class:
+            timeout = str(tgt.exposure.timeout_seconds)
+            annotations["nginx.ingress.kubernetes.io/proxy-body-size"] = _size(config.serving.max_request_bytes)
+            annotations["nginx.ingress.kubernetes.io/proxy-read-timeout"] = timeout
+            annotations["nginx.ingress.kubernetes.io/proxy-send-timeout"] = timeout
+    annotations.update(tgt.exposure.annotations)
+    return annotations
+
+
+def exposure_yaml(config: MlgitConfig, tgt: Target) -> str:
+    """The objects that expose `tgt` (Ingress, or HTTPRoute + Certificate) and admit their traffic."""
+    return render_template(
+        "manifests",
+        "overlays/env/exposure.yaml.j2",
+        name=tgt.name,
+        model=config.name,
+        service=tgt.name,
+        namespace=tgt.namespace,
+        host=tgt.host,
+        secret=tgt.tls_secret,
+        exposure=tgt.exposure,
+        tls=tgt.tls,
+        annotations=exposure_annotations(config, tgt),
+        allowed_namespaces=tgt.allowed_namespaces,
+    )
+
+
+def _resources(amounts: dict[str, Any]) -> dict[str, dict[str, str]]:
+    return {section: {k: v for k, v in values.items() if v is not None} for section, values in amounts.items()}
+
+
+def _base(project: Project) -> Iterator[RenderedFile]:
+    cfg = project.config
+    serving = cfg.serving
+    gpu = serving.device == "gpu"
+    context = {
+        "name": cfg.name,
+        "port": serving.port,
+        "drain_seconds": serving.drain_seconds,
+        "shutdown_delay_seconds": min(_SHUTDOWN_DELAY_SECONDS, serving.drain_seconds),
+        "grace_seconds": serving.drain_seconds + _GRACE_MARGIN_SECONDS,
+        "resources": _resources(serving.resources.model_dump()),
+        # GPU models get their scheduling from components/gpu.
+        "node_selector": {} if gpu else serving.node_selector,
+        "tolerations": [] if gpu else serving.tolerations,
+        "startup_failures": 60 if gpu else 30,
+        "startup_minutes": 10 if gpu else 5,
+        "metrics_namespaces": serving.metrics_namespaces,
+    }
+    for template in ("kustomization", "serviceaccount", "deployment", "service", "networkpolicy"):
+        path = f"base/{template}.yaml"
+        yield RenderedFile(f"{DEPLOY}/{path}", render_template("manifests", f"{path}.j2", **context))
+    settings = json.dumps(runtime_settings_dict(project), indent=2) + "\n"
+    yield RenderedFile(f"{DEPLOY}/base/model-settings.json", settings)
+
+
+def _components(project: Project) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(trait, template context) of each component this model uses."""
+    cfg = project.config
+    serving = cfg.serving
+    if serving.device == "gpu":
+        gpu = {"node_selector": serving.node_selector, "tolerations": serving.tolerations, "gpus": serving.gpus}
+        yield "gpu", gpu
+    if any(target(cfg, env).highly_available for env in cfg.environments):
+        yield "high-availability", {}
+    if serving.service_monitor:
+        yield "service-monitor", {}
+
+
+_COMPONENT_FILES = {
+    "gpu": ("kustomization", "gpu"),
+    "high-availability": ("kustomization", "poddisruptionbudget", "spread"),
+    "service-monitor": ("kustomization", "servicemonitor"),
+}
+
+
+def _overlay(project: Project, env: str, traits: list[str]) -> Iterator[RenderedFile]:
+    cfg = project.config
+    tgt = target(cfg, env)
+    folder = f"{DEPLOY}/overlays/{env}"
+    resources = []
+    # A review app's host is known only at build time (mlgit.manifests.build adds its exposure).
+    if tgt.exposure.kind != "none" and env != REVIEW:
+        resources.append("exposure.yaml")
+        yield RenderedFile(f"{folder}/exposure.yaml", exposure_yaml(cfg, tgt))
+    if tgt.autoscaling:
+        resources.append("autoscaling.yaml")
+        text = render_template(
+            "manifests",
+            "overlays/env/autoscaling.yaml.j2",
+            name=tgt.name,
+            autoscaling=tgt.autoscaling,
+            in_flight_metric=IN_FLIGHT_METRIC,
+        )
+        yield RenderedFile(f"{folder}/autoscaling.yaml", text)
+    components = ["../../components/gpu"] if "gpu" in traits else []
+    if tgt.highly_available:
+        components.append("../../components/high-availability")
+    if "service-monitor" in traits and env != REVIEW:
+        components.append("../../components/service-monitor")
+    kustomization = render_template(
+        "manifests",
+        "overlays/env/kustomization.yaml.j2",
+        review=env == REVIEW,
+        name=tgt.name,
+        namespace=tgt.namespace,
+        resources=resources,
+        components=components,
+        replicas=None if tgt.autoscaling else tgt.replicas,
+        instance=tgt.instance,
+        labels=labels(cfg, tgt),
+    )
+    yield RenderedFile(f"{folder}/kustomization.yaml", kustomization)
+    pin = render_template(
+        "manifests", "overlays/env/image/kustomization.yaml.j2", env=env, repository=cfg.image.repository
+    )
+    yield RenderedFile(f"{folder}/image/kustomization.yaml", pin, seed=True)
+
+
+def render_manifests(project: Project) -> Iterator[RenderedFile]:
+    """Every file under deploy/ (the Renderer registered in mlgit.render)."""
+    yield from _base(project)
+    traits = []
+    for trait, context in _components(project):
+        traits.append(trait)
+        for template in _COMPONENT_FILES[trait]:
+            path = f"components/{trait}/{template}.yaml"
+            text = render_template("manifests", f"{path}.j2", name=project.config.name, **context)
+            yield RenderedFile(f"{DEPLOY}/{path}", text)
+    for env in known_targets(project.config):
+        yield from _overlay(project, env, traits)

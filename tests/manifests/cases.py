@@ -1,0 +1,81 @@
+"""Model repositories the manifest tests render and build: every shipped example plus variants of the
+linear model covering what the examples do not (GPU with autoscaling on in-flight requests and a
+ServiceMonitor; Gateway API with a namespaced Issuer, per-environment exposure and TLS overrides)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlgit import render
+from mlgit.config.load import CONFIG_FILE, load_project
+from mlgit.config.yamlio import dump_yaml, read_yaml
+from mlgit.scaffold import InitOptions, init_repository
+from tests.conftest import EXAMPLES
+from tests.onnx_models import write_linear_model
+
+SLUG = "feat-x"
+DIGEST = "sha256:" + "1" * 64
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "linear": {},
+    "linear-gpu": {
+        "serving": {
+            "device": "gpu",
+            "gpus": 2,
+            "node_selector": {"nvidia.com/gpu.present": "true"},
+            "service_monitor": True,
+            "metrics_namespaces": ["monitoring", "observability"],
+        },
+        "environments": {
+            "dev": {},
+            "staging": {"replicas": 2},
+            "prod": {"autoscaling": {"enabled": True, "min_replicas": 2, "max_replicas": 6, "target_in_flight": 8}},
+        },
+    },
+    "linear-gateway": {
+        "exposure": {
+            "kind": "gateway",
+            "gateway": {"name": "public", "namespace": "gateway-system"},
+            "annotations": {"example.com/owner": "ml-team"},
+            "timeout_seconds": 300,
+        },
+        "tls": {"issuer": "acme", "issuer_kind": "Issuer"},
+        "environments": {
+            "dev": {"exposure": {"kind": "none"}},
+            "staging": {"tls": {"enabled": False}},
+            "prod": {"replicas": 3, "autoscaling": {"enabled": False}},
+        },
+        "review": {"enabled": False},
+    },
+}
+CASES = [*VARIANTS, *EXAMPLES]
+
+
+@dataclass(frozen=True)
+class Built:
+    yaml: dict[str, str]
+    """environment -> built YAML, as the pipeline builds it (review: with a slug and an image)."""
+    warnings: dict[str, str]
+    """overlay -> what `kubectl kustomize` of deploy/overlays/<overlay> printed on stderr."""
+
+
+def make_case(case: str, parent: Path) -> Path:
+    """Create the model repository of `case` under `parent`, rendered."""
+    if case in EXAMPLES:
+        return init_repository(InitOptions(target=parent / case, example=case))
+    model = write_linear_model(parent / "linear.onnx")
+    root = init_repository(InitOptions(target=parent / case, name="linear", model=model))
+    doc = read_yaml(root / CONFIG_FILE)
+    doc.update(VARIANTS[case])
+    (root / CONFIG_FILE).write_text(dump_yaml(doc), encoding="utf-8")
+    render.render(load_project(root))
+    return root
+
+
+def build_args(root: Path, env: str) -> dict[str, str]:
+    """What the pipeline passes for `env`: review apps get a slug and the merge request's image."""
+    if env != "review":
+        return {}
+    return {"slug": SLUG, "image": f"{load_project(root).config.image.repository}@{DIGEST}"}

@@ -1,0 +1,184 @@
+"""Built manifests: golden files, strict schemas (Kubernetes 1.30-1.35 and CRDs), labels, review apps."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ruamel.yaml import YAML
+
+from mlgit.config.load import load_project
+from mlgit.errors import MlgitError
+from mlgit.manifests.build import build_env, build_env_yaml
+from mlgit.manifests.kustomize import KUBECTL_ENV
+from mlgit.manifests.render import DEPLOY
+from tests.golden import GoldenFiles
+from tests.manifests.cases import CASES, DIGEST, SLUG, Built
+from tests.manifests.schemas import KUBERNETES_VERSIONS, schema_errors
+
+SELECTOR_LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/instance")
+
+
+def _objects(text: str) -> list[dict[str, Any]]:
+    return [d for d in YAML(typ="safe", pure=True).load_all(text) if d]
+
+
+def _of_kind(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [o for o in objects if o["kind"] == kind]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_built_output_matches_golden(case: str, built: Callable[[str], Built], golden: GoldenFiles) -> None:
+    golden.check(f"manifests/{case}/built", {f"{env}.yaml": text for env, text in built(case).yaml.items()})
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_built_objects_validate_strictly(case: str, built: Callable[[str], Built]) -> None:
+    errors = [
+        f"{env} (Kubernetes {version}): {error}"
+        for env, text in built(case).yaml.items()
+        for obj in _objects(text)
+        for version in KUBERNETES_VERSIONS
+        for error in schema_errors(obj, version)
+    ]
+    assert not errors, "\n".join(errors)
+
+
+def test_validation_catches_mistakes() -> None:
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x"}, "spec": {"typo": 1}}
+    assert schema_errors(service, "1.30.0")
+    certificate = {"apiVersion": "cert-manager.io/v1", "kind": "Certificate", "metadata": {"name": "x"}, "spec": {}}
+    assert len(schema_errors(certificate, "1.35.0")) == 2  # issuerRef and secretName are required
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_overlays_build_without_warnings(
+    case: str, case_repo: Callable[[str], Path], built: Callable[[str], Built]
+) -> None:
+    warnings = built(case).warnings
+    assert sorted(warnings) == sorted(p.name for p in (case_repo(case) / DEPLOY / "overlays").iterdir())
+    assert not any(warnings.values()), warnings
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_every_object_carries_the_label_contract(
+    case: str, case_repo: Callable[[str], Path], built: Callable[[str], Built]
+) -> None:
+    config = load_project(case_repo(case)).config
+    for env, text in built(case).yaml.items():
+        environment = f"review-{SLUG}" if env == "review" else env
+        instance = f"{config.name}-review-{SLUG}" if env == "review" else f"{config.name}-{env}"
+        expected = {
+            "app.kubernetes.io/name": config.name,
+            "app.kubernetes.io/instance": instance,
+            "app.kubernetes.io/version": config.model.version,
+            "app.kubernetes.io/component": "model-server",
+            "app.kubernetes.io/part-of": config.name,
+            "app.kubernetes.io/managed-by": "mlgit",
+            "mlgit.dev/model": config.name,
+            "mlgit.dev/environment": environment,
+        }
+        objects = _objects(text)
+        for obj in objects:
+            assert obj["metadata"]["labels"] == expected, (env, obj["kind"])
+        selector = {k: expected[k] for k in SELECTOR_LABELS}
+        (deployment,) = _of_kind(objects, "Deployment")
+        assert deployment["spec"]["selector"]["matchLabels"] == selector
+        assert deployment["spec"]["template"]["metadata"]["labels"] == expected
+        (service,) = _of_kind(objects, "Service")
+        assert service["spec"]["selector"] == selector
+        for policy in _of_kind(objects, "NetworkPolicy") + _of_kind(objects, "PodDisruptionBudget"):
+            assert policy["spec"].get("podSelector", policy["spec"].get("selector"))["matchLabels"] == selector
+
+
+def test_deployment_runs_safely(case_repo: Callable[[str], Path]) -> None:
+    project = load_project(case_repo("linear"))
+    (deployment,) = _of_kind(build_env(project, "prod"), "Deployment")
+    spec = deployment["spec"]
+    pod = spec["template"]["spec"]
+    (container,) = pod["containers"]
+    assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    assert "replicas" not in spec  # the HPA owns it in prod
+    assert pod["terminationGracePeriodSeconds"] > project.config.serving.drain_seconds
+    assert pod["securityContext"]["runAsUser"] == 10001 and pod["securityContext"]["runAsNonRoot"]
+    assert container["securityContext"]["readOnlyRootFilesystem"]
+    assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    assert container["startupProbe"]["periodSeconds"] * container["startupProbe"]["failureThreshold"] >= 120
+    assert container["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
+    assert {"name": "MLGIT_SERVING_DRAIN_SECONDS", "value": "20"} in container["env"]
+    assert pod["topologySpreadConstraints"]
+
+
+def test_gpu_component(case_repo: Callable[[str], Path]) -> None:
+    objects = build_env(load_project(case_repo("linear-gpu")), "prod")
+    pod = _of_kind(objects, "Deployment")[0]["spec"]["template"]["spec"]
+    assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "2"  # a string, not an int
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    (hpa,) = _of_kind(objects, "HorizontalPodAutoscaler")
+    assert [m["type"] for m in hpa["spec"]["metrics"]] == ["Resource", "Pods"]
+    assert _of_kind(objects, "ServiceMonitor")
+
+
+def test_review_app_is_named_after_the_slug(case_repo: Callable[[str], Path]) -> None:
+    project = load_project(case_repo("linear"))
+    objects = build_env(project, "review", slug="mr-7", image="registry.example.com/ml/linear:mr-7")
+    names = {o["metadata"]["name"] for o in objects if o["kind"] != "ConfigMap"}
+    assert names == {"linear-mr-7", "linear-mr-7-exposure"}
+    assert {o["metadata"]["namespace"] for o in objects} == {"linear-review"}
+    (ingress,) = _of_kind(objects, "Ingress")
+    assert ingress["spec"]["rules"][0]["host"] == "mr-7.linear.review.models.example.com"
+    assert ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"] == "linear-mr-7"
+    assert ingress["spec"]["tls"][0]["secretName"] == "linear-review-mr-7-tls"
+    (deployment,) = _of_kind(objects, "Deployment")
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example.com/ml/linear:mr-7"
+
+
+def test_review_app_on_a_gateway_points_its_route_at_its_service(case_repo: Callable[[str], Path]) -> None:
+    objects = build_env(load_project(case_repo("image-segmentation")), "review", slug="mr-7")
+    (route,) = _of_kind(objects, "HTTPRoute")
+    assert route["spec"]["rules"][0]["backendRefs"][0]["name"] == "image-segmentation-mr-7"
+    assert _of_kind(objects, "Certificate")[0]["spec"]["secretName"] == "image-segmentation-review-mr-7-tls"
+    assert _of_kind(objects, "ReferenceGrant")[0]["spec"]["from"][0]["namespace"] == "gateway-system"
+
+
+def test_image_override_replaces_the_pin(case_repo: Callable[[str], Path]) -> None:
+    text = build_env_yaml(load_project(case_repo("linear")), "dev", image=f"other.example.com/x@{DIGEST}")
+    assert f"image: other.example.com/x@{DIGEST}" in text
+
+
+@pytest.mark.parametrize(
+    ("env", "kwargs", "message"),
+    [
+        ("nope", {}, "unknown environment 'nope'"),
+        ("review", {}, "needs its branch slug"),
+        ("dev", {"slug": "x"}, "review apps only"),
+        ("review", {"slug": "Not_A_Label"}, "not a DNS label"),
+        ("review", {"slug": "x" * 60}, "too long"),
+        ("dev", {"image": "registry.example.com/ml/linear"}, "no tag or digest"),
+    ],
+)
+def test_build_rejects_bad_requests(
+    env: str, kwargs: dict[str, str], message: str, case_repo: Callable[[str], Path]
+) -> None:
+    with pytest.raises(MlgitError, match=message):
+        build_env(load_project(case_repo("linear")), env, **kwargs)
+
+
+def test_missing_kubectl_says_what_to_install(
+    model_repo: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv(KUBECTL_ENV, raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(MlgitError, match="kubectl not found") as caught:
+        build_env(load_project(model_repo), "dev")
+    assert caught.value.hint and "install kubectl" in caught.value.hint
+
+
+def test_kustomize_errors_show_its_message(model_repo: Path) -> None:
+    (model_repo / DEPLOY / "overlays" / "dev" / "kustomization.yaml").write_text("resources: [missing.yaml]\n")
+    with pytest.raises(MlgitError, match="kustomize could not build") as caught:
+        build_env(load_project(model_repo), "dev")
+    assert any("missing.yaml" in problem for problem in caught.value.problems)
