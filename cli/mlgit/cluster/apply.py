@@ -1,0 +1,158 @@
+"""Server-side apply of an environment's objects, and label-scoped prune and delete.
+
+Apply uses field manager `mlgit` with forced conflicts: git is the source of truth, so a field someone
+changed by hand (kubectl edit, another tool) is taken back, the way Flux and Argo CD apply. Fields other
+managers own alone (status, the HPA's replica count when the Deployment omits replicas) are left alone.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+from kubernetes import client
+
+from mlgit.cluster.client import Cluster, api_errors
+from mlgit.cluster.objects import MANAGED_KINDS, Key, Obj, apply_order, describe, key
+from mlgit.cluster.target import Target
+from mlgit.errors import MlgitError
+
+FIELD_MANAGER = "mlgit"
+Action = Literal["created", "configured", "unchanged", "pruned", "deleted"]
+
+
+@dataclass(frozen=True)
+class Change:
+    key: Key
+    action: Action
+
+    def __str__(self) -> str:
+        return f"{describe(self.key)} {self.action}"
+
+
+def place(cluster: Cluster, target: Target, objects: list[Obj]) -> list[Obj]:
+    """Objects in apply order with their namespace set; fails before any write if a kind is not served."""
+    kinds = {(o["apiVersion"], o["kind"]) for o in objects}
+    missing = sorted(
+        f"{api_version} {kind}" for api_version, kind in kinds if cluster.resource(api_version, kind) is None
+    )
+    if missing:
+        raise MlgitError(
+            f"the cluster (context {cluster.context}) does not serve {', '.join(missing)}",
+            "install the controller that provides it (cert-manager, Gateway API, prometheus-operator) "
+            "or turn the feature off in mlgit.yaml",
+        )
+    placed = []
+    for obj in apply_order(objects):
+        resource = cluster.resource(obj["apiVersion"], obj["kind"])
+        meta = obj.setdefault("metadata", {})
+        if resource is not None and resource.namespaced:
+            meta.setdefault("namespace", target.namespace)
+        placed.append(obj)
+    return placed
+
+
+def namespace_exists(cluster: Cluster, name: str) -> bool | None:
+    """True or False; None when the credentials may not read namespaces (a GitLab agent's often cannot)."""
+    namespaces = cluster.resource("v1", "Namespace")
+    assert namespaces is not None  # the core group always serves namespaces
+    with api_errors(f"read namespace {name}", cluster.context):
+        try:
+            namespaces.get(name=name)
+            return True
+        except client.ApiException as exc:
+            if exc.status in (403, 404):
+                return None if exc.status == 403 else False
+            raise
+
+
+def ensure_namespace(cluster: Cluster, target: Target) -> Change | None:
+    """Create the namespace when the environment allows it; otherwise fail clearly if it is missing."""
+    if namespace_exists(cluster, target.namespace) is not False:
+        return None  # exists, or unreadable: then a missing namespace surfaces as apply's clear 404
+    if not target.create_namespace:
+        raise MlgitError(
+            f"namespace {target.namespace} does not exist (context {cluster.context})",
+            f"create it, or set environments.{target.env}.create_namespace: true in mlgit.yaml",
+        )
+    body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": target.namespace}}
+    namespaces = cluster.resource("v1", "Namespace")
+    assert namespaces is not None
+    with api_errors(f"create namespace {target.namespace}", cluster.context):
+        namespaces.server_side_apply(body=body, field_manager=FIELD_MANAGER, force_conflicts=True)
+    return Change(("v1", "Namespace", "", target.namespace), "created")
+
+
+def apply_objects(cluster: Cluster, objects: list[Obj]) -> list[Change]:
+    """Server-side apply each placed object; an unchanged resourceVersion means nothing changed."""
+    changes = []
+    for obj in objects:
+        k = key(obj)
+        resource = cluster.resource(obj["apiVersion"], obj["kind"])
+        assert resource is not None  # checked by place()
+        before = cluster.get(*k[:2], k[3], k[2] or None)
+        with api_errors(f"apply {describe(k)}", cluster.context):
+            after = resource.server_side_apply(
+                body=obj, name=k[3], namespace=k[2] or None, field_manager=FIELD_MANAGER, force_conflicts=True
+            ).to_dict()
+        if before is None:
+            action: Action = "created"
+        elif before["metadata"].get("resourceVersion") == after["metadata"].get("resourceVersion"):
+            action = "unchanged"
+        else:
+            action = "configured"
+        changes.append(Change(k, action))
+    return changes
+
+
+def find_managed(cluster: Cluster, target: Target, extra_kinds: frozenset[tuple[str, str]] = frozenset()) -> list[Obj]:
+    """Live objects labelled for this model and environment, over every kind mlgit renders."""
+    kinds = list(MANAGED_KINDS) + sorted(extra_kinds - set(MANAGED_KINDS))
+    found = []
+    for api_version, kind in kinds:
+        found += cluster.list(api_version, kind, target.namespace, target.selector)
+    return found
+
+
+def delete(cluster: Cluster, k: Key) -> bool:
+    """Delete one object (dependents in the background); False when it was already gone."""
+    resource = cluster.resource(k[0], k[1])
+    if resource is None:
+        return False
+    with api_errors(f"delete {describe(k)}", cluster.context):
+        try:
+            resource.delete(name=k[3], namespace=k[2] or None, propagation_policy="Background")
+        except client.ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+    return True
+
+
+def wait_gone(cluster: Cluster, keys: list[Key], timeout: float) -> None:
+    """Poll until every object is gone (finalizers done), or fail naming those left."""
+    deadline = time.monotonic() + timeout
+    left = list(keys)
+    while True:
+        left = [k for k in left if cluster.get(k[0], k[1], k[3], k[2] or None) is not None]
+        if not left:
+            return
+        if time.monotonic() > deadline:
+            raise MlgitError(
+                f"still there after {timeout:g}s: {', '.join(describe(k) for k in left)}",
+                "a finalizer may be blocking deletion; `kubectl get -o yaml` shows metadata.finalizers",
+            )
+        time.sleep(0.5)
+
+
+def prune(cluster: Cluster, target: Target, rendered: list[Obj]) -> list[Change]:
+    """Delete this model's objects in this environment that are no longer rendered.
+
+    Secrets are never pruned unless mlgit renders Secrets: cert-manager's TLS secret carries the
+    Certificate's labels yet is not rendered, and pruning it would force a re-issue on every deploy.
+    """
+    keep = {key(o) for o in rendered}
+    kinds = frozenset((o["apiVersion"], o["kind"]) for o in rendered if o["kind"] != "Namespace")
+    stale = [key(o) for o in find_managed(cluster, target, kinds) if key(o) not in keep]
+    return [Change(k, "pruned") for k in stale if delete(cluster, k)]

@@ -1,0 +1,157 @@
+"""Credentials, the API connection, and turning API failures into MlgitErrors.
+
+Credentials, first match wins: a context named by `--context` or mlgit.yaml `kube_context` (from the
+kubeconfig: $KUBECONFIG, else ~/.kube/config); else the kubeconfig's current context when a kubeconfig
+exists; else the in-cluster service account (a pod, e.g. a GitLab runner on the cluster). GitLab agent
+contexts look like `group/project:agent`. Every failure is exit code 1 with a message, never a traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import urllib3
+from kubernetes import client, config
+from kubernetes.config.config_exception import ConfigException
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import ResourceNotFoundError
+from kubernetes.dynamic.resource import Resource
+
+from mlgit.errors import MlgitError
+
+# A blackholed API server must not hang a CI job; reads are short calls (we poll, never watch).
+_TIMEOUT = urllib3.Timeout(connect=10, read=60)
+
+
+@dataclass
+class Cluster:
+    """A connection to one API server, with the context it came from (for messages)."""
+
+    dynamic: DynamicClient
+    context: str
+    _resources: dict[tuple[str, str], Resource] = field(default_factory=dict)
+
+    @property
+    def api_client(self) -> client.ApiClient:
+        return self.dynamic.client
+
+    def resource(self, api_version: str, kind: str) -> Resource | None:
+        """The served resource for apiVersion/kind, or None when the cluster does not serve it."""
+        key = (api_version, kind)
+        if key not in self._resources:
+            with api_errors(f"discover {api_version} {kind}", self.context):
+                try:
+                    self._resources[key] = self.dynamic.resources.get(api_version=api_version, kind=kind)
+                except ResourceNotFoundError:
+                    return None
+        return self._resources[key]
+
+    def get(self, api_version: str, kind: str, name: str, namespace: str | None) -> dict[str, Any] | None:
+        """The live object, or None when it (or its kind) does not exist."""
+        resource = self.resource(api_version, kind)
+        if resource is None:
+            return None
+        with api_errors(f"read {kind} {name}", self.context):
+            try:
+                return resource.get(name=name, namespace=namespace if resource.namespaced else None).to_dict()
+            except client.ApiException as exc:
+                if exc.status == 404:
+                    return None
+                raise
+
+    def list(self, api_version: str, kind: str, namespace: str, selector: str | None = None) -> list[dict[str, Any]]:
+        """Objects of a kind in a namespace matching a label selector; [] when the kind is not served."""
+        resource = self.resource(api_version, kind)
+        if resource is None:
+            return []
+        with api_errors(f"list {kind} in namespace {namespace}", self.context):
+            found = resource.get(namespace=namespace, label_selector=selector).to_dict()
+        items = found.get("items") or []
+        for item in items:  # list items may omit these; callers key objects by them
+            item.setdefault("apiVersion", api_version)
+            item.setdefault("kind", kind)
+        return items
+
+
+def _kubeconfig_files() -> str | None:
+    # Read at call time: the client library freezes $KUBECONFIG when it is imported.
+    explicit = os.environ.get("KUBECONFIG")
+    if explicit:
+        return explicit
+    default = Path.home() / ".kube" / "config"
+    return str(default) if default.is_file() else None
+
+
+def connect(context: str | None = None) -> Cluster:
+    """Connect with the credentials described in the module docstring; discovery runs here."""
+    configuration = client.Configuration()
+    files = _kubeconfig_files()
+    try:
+        if files is None and context is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
+            config.load_incluster_config(client_configuration=configuration)
+            used = "in-cluster service account"
+        elif files is None:
+            raise MlgitError(
+                "no Kubernetes credentials: no kubeconfig ($KUBECONFIG or ~/.kube/config) and not in a pod",
+                "set KUBECONFIG, or run where a GitLab agent provides one",
+            )
+        else:
+            contexts, current = config.list_kube_config_contexts(config_file=files)
+            names = [c["name"] for c in contexts]
+            if context is not None and context not in names:
+                raise MlgitError(
+                    f"no context {context!r} in the kubeconfig ({files})",
+                    f"known contexts: {', '.join(names) or 'none'}; pass --context or set kube_context in mlgit.yaml",
+                )
+            used = context or (current or {}).get("name", "current context")
+            config.load_kube_config(config_file=files, context=context, client_configuration=configuration)
+    except ConfigException as exc:
+        raise MlgitError(f"cannot load Kubernetes credentials: {exc}", "check KUBECONFIG and --context") from None
+    api = client.ApiClient(configuration)
+    api.rest_client.pool_manager.connection_pool_kw["timeout"] = _TIMEOUT
+    with api_errors("connect", used):
+        dynamic = DynamicClient(api)
+    return Cluster(dynamic=dynamic, context=used)
+
+
+def _server_message(exc: client.ApiException) -> str:
+    try:
+        return str(json.loads(exc.body or "{}").get("message") or exc.reason)
+    except (ValueError, AttributeError):
+        return str(exc.reason)
+
+
+@contextlib.contextmanager
+def api_errors(action: str, context: str) -> Iterator[None]:
+    """Map API and connection failures inside the block to one clear MlgitError (exit 1)."""
+    try:
+        yield
+    except client.ApiException as exc:
+        message = _server_message(exc)
+        if exc.status == 403:
+            raise MlgitError(
+                f"forbidden: cannot {action} (context {context}): {message}",
+                "the credentials lack RBAC permission for this; grant it to the service account or GitLab agent",
+            ) from None
+        if exc.status == 401:
+            raise MlgitError(
+                f"unauthorized (context {context}): {message}", "the credentials expired or are wrong"
+            ) from None
+        if exc.status == 404 and "namespaces" in message and "not found" in message:
+            raise MlgitError(
+                f"cannot {action}: {message}",
+                "create the namespace, or set create_namespace: true for this environment in mlgit.yaml",
+            ) from None
+        raise MlgitError(f"cannot {action} (context {context}): HTTP {exc.status}: {message}") from None
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        raise MlgitError(
+            f"cannot reach the Kubernetes API server (context {context}) to {action}: {reason}",
+            "check the cluster address in the kubeconfig, the network, and that the cluster is up",
+        ) from None

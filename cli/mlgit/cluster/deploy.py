@@ -1,0 +1,148 @@
+"""`mlgit deploy`: render with the image pinned, apply, prune, wait, smoke-check; roll back on failure."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+from rich.markup import escape
+
+from mlgit.cluster import apply, diff, rollback, rollout
+from mlgit.cluster.client import Cluster, connect
+from mlgit.cluster.diagnose import diagnose
+from mlgit.cluster.objects import Obj, describe, key, url_of
+from mlgit.cluster.smoke import Endpoint, smoke_check
+from mlgit.cluster.target import Target
+from mlgit.config.load import Project
+from mlgit.console import err, out
+from mlgit.errors import MlgitError
+from mlgit.manifests.build import build_env
+from mlgit.manifests.pins import read_pin
+
+EndpointFactory = Callable[[Cluster, dict[str, Any]], AbstractContextManager[Endpoint]]
+
+
+@dataclass(frozen=True)
+class DeployOptions:
+    image: str | None = None
+    timeout: float = 600.0
+    dry_run: bool = False
+    wait: bool = True
+    rollback: bool = True
+    smoke: EndpointFactory | None = None  # None: no smoke check (--skip-smoke)
+
+
+def pinned_image(project: Project, target: Target, image: str | None) -> str:
+    """`--image`, else the digest pinned in git; staging and production accept only digests."""
+    if image is None:
+        image = read_pin(project.root, target.env)
+        if image is None:
+            raise MlgitError(
+                f"no image is pinned for environment {target.name} in git",
+                "pass --image REGISTRY/PATH@sha256:DIGEST (the build job prints it)",
+            )
+    if "@sha256:" not in image and target.tier in ("production", "staging"):
+        raise MlgitError(
+            f"{target.tier} environment {target.name} deploys only digest-pinned images, not {image!r}",
+            "use REF@sha256:DIGEST so that what was tested is exactly what runs",
+        )
+    return image
+
+
+def render(project: Project, target: Target, image: str) -> list[Obj]:
+    return build_env(project, target.env, image=image, slug=target.slug)
+
+
+def _dry_run(cluster: Cluster, target: Target, objects: list[Obj]) -> None:
+    exists = apply.namespace_exists(cluster, target.namespace) is not False
+    if not exists and not target.create_namespace:
+        raise MlgitError(
+            f"namespace {target.namespace} does not exist (context {cluster.context})",
+            f"create it, or set environments.{target.env}.create_namespace: true in mlgit.yaml",
+        )
+    plan = diff.plan(cluster, objects, exists)
+    keep = {key(o) for o in objects}
+    stale = [key(o) for o in apply.find_managed(cluster, target) if key(o) not in keep] if exists else []
+    err.print(f"[dim]dry run, nothing changed: {escape(plan.note)}[/]")
+    for text in plan.diffs:
+        out.print(escape(text), end="")
+    for k in stale:
+        out.print(f"{escape(describe(k))} would be pruned")
+    if not plan.diffs and not stale:
+        out.print(f"{target.name}: no changes")
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    deployment: str
+    before: dict[str, Any] | None  # the Deployment as it was before this deploy
+    template_changed: bool
+
+
+def _fail(
+    cluster: Cluster, target: Target, options: DeployOptions, attempt: _Attempt, failure: MlgitError
+) -> MlgitError:
+    """Diagnose, roll back where that helps, and return the error deploy exits with."""
+    name, before = failure.message, attempt.before
+    live = cluster.get("apps/v1", "Deployment", attempt.deployment, target.namespace)
+    err.print(f"[red]deploy failed:[/] {escape(name)}")
+    if live is not None:
+        try:
+            for line in diagnose(cluster, live):
+                err.print(f"  {escape(line)}")
+        except MlgitError as exc:
+            err.print(f"  [dim](no diagnosis: {escape(exc.message)})[/]")
+    if before is None:
+        return MlgitError(name, "this was the first deploy: nothing to roll back to; `mlgit destroy` removes it")
+    if not options.rollback:
+        restore = f"`mlgit rollback --env {target.env}` restores the previous revision"
+        return MlgitError(name, f"rollback skipped (--no-rollback); {restore}")
+    if not attempt.template_changed:
+        return MlgitError(name, "the pod template did not change in this deploy, so rolling back would not help")
+    previous = rollback.revision_of(before)  # what served before this deploy
+    if live is None or previous is None:
+        return MlgitError(name, "the previous revision is unknown: nothing to roll back to")
+    to = rollback.rollback(cluster, live, previous)
+    err.print(f"[yellow]rolled back[/] deployment/{escape(live['metadata']['name'])} to revision {to}")
+    try:
+        rollout.wait_for_rollout(cluster, target.namespace, live["metadata"]["name"], options.timeout)
+    except rollout.RolloutFailed as again:
+        return MlgitError(f"{name}; the rollback to revision {to} did not finish either: {again.message}")
+    return MlgitError(f"{name}; rolled back to revision {to}", "the previous version is serving again")
+
+
+def deploy(project: Project, target: Target, options: DeployOptions) -> None:
+    image = pinned_image(project, target, options.image)
+    objects = render(project, target, image)
+    cluster = connect(target.context)
+    objects = apply.place(cluster, target, objects)
+    if options.dry_run:
+        _dry_run(cluster, target, objects)
+        return
+    deployments = [o for o in objects if o["kind"] == "Deployment"]
+    name = deployments[0]["metadata"]["name"] if deployments else ""
+    before = cluster.get("apps/v1", "Deployment", name, target.namespace) if deployments else None
+    changes = [c for c in [apply.ensure_namespace(cluster, target)] if c]
+    changes += apply.apply_objects(cluster, objects) + apply.prune(cluster, target, objects)
+    for change in changes:
+        if change.action != "unchanged":
+            out.print(escape(str(change)))
+    if all(c.action == "unchanged" for c in changes):
+        out.print(f"{target.name}: unchanged ({len(changes)} objects, image {image})")
+    if not deployments or not options.wait:
+        return
+    changed = any(c.key == key(deployments[0]) and c.action != "unchanged" for c in changes)
+    attempt = _Attempt(name, before, changed)
+    try:
+        err.print(f"rollout: {escape(rollout.wait_for_rollout(cluster, target.namespace, name, options.timeout))}")
+        if options.smoke is not None:
+            live = cluster.get("apps/v1", "Deployment", name, target.namespace)
+            assert live is not None  # the rollout just completed
+            with options.smoke(cluster, live) as endpoint:
+                out.print(escape(smoke_check(endpoint, project)))
+    except MlgitError as failure:
+        raise _fail(cluster, target, options, attempt, failure) from None
+    where = url_of(objects) or f"service in namespace {target.namespace} (no public route)"
+    out.print(f"[green]deployed[/] {target.name}: {where}")

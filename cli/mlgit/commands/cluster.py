@@ -1,0 +1,157 @@
+"""`mlgit deploy`, `destroy`, `status` and `rollback`: thin commands over mlgit.cluster.
+
+Every failure (credentials, RBAC 403, a missing namespace, an unreachable cluster, a rollout timeout)
+is an MlgitError: a message, a hint, exit code 1.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from mlgit.cluster import rollback as rollbacks
+from mlgit.cluster import rollout, smoke
+from mlgit.cluster.client import connect
+from mlgit.cluster.deploy import DeployOptions
+from mlgit.cluster.deploy import deploy as run_deploy
+from mlgit.cluster.destroy import destroy as run_destroy
+from mlgit.cluster.status import environment_status
+from mlgit.cluster.target import resolve
+from mlgit.config.load import load_project
+from mlgit.console import err, out
+from mlgit.errors import MlgitError
+from mlgit.manifests.pins import read_pin
+
+DirArg = typer.Argument(Path("."), help="Model repository (the folder holding mlgit.yaml).")
+EnvOpt = typer.Option(..., "--env", help="Environment from mlgit.yaml, or `review` with --slug.")
+SlugOpt = typer.Option(None, "--slug", help="Review app: the merge request's branch slug (with --env review).")
+ContextOpt = typer.Option(
+    None, "--context", help="Kubernetes context (default: mlgit.yaml kube_context, then current)."
+)
+TimeoutOpt = typer.Option(600.0, "--timeout", help="Seconds to wait for the rollout or the deletion.", min=1)
+
+
+def deploy(
+    env: str = EnvOpt,
+    image: str | None = typer.Option(
+        None, "--image", help="Image to run, REF@sha256:DIGEST (default: the pin in git)."
+    ),
+    slug: str | None = SlugOpt,
+    context: str | None = ContextOpt,
+    timeout: float = TimeoutOpt,
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the diff against the cluster; change nothing."),
+    wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait for the rollout and smoke-check it."),
+    rollback: bool = typer.Option(True, "--rollback/--no-rollback", help="Roll back when the rollout fails."),
+    skip_smoke: bool = typer.Option(False, "--skip-smoke", help="Skip the sample request (needs pods/portforward)."),
+    directory: Path = DirArg,
+) -> None:
+    """Apply an environment (server-side apply, prune), wait for the rollout, smoke-check it, print the URL."""
+    project = load_project(directory)
+    target = resolve(project, env, slug, context)
+    options = DeployOptions(
+        image=image,
+        timeout=timeout,
+        dry_run=dry_run,
+        wait=wait,
+        rollback=rollback,
+        smoke=None if skip_smoke else smoke.open_endpoint,
+    )
+    run_deploy(project, target, options)
+
+
+def destroy(
+    env: str = EnvOpt,
+    slug: str | None = SlugOpt,
+    yes: bool = typer.Option(False, "--yes", help="Confirm destroying a production-tier environment."),
+    context: str | None = ContextOpt,
+    timeout: float = TimeoutOpt,
+    directory: Path = DirArg,
+) -> None:
+    """Delete this model's objects in one environment (and its TLS secret); other apps are untouched."""
+    project = load_project(directory)
+    target = resolve(project, env, slug, context)
+    if target.production and not yes:
+        question = f"Delete {project.config.name} from production environment {target.name} ({target.namespace})?"
+        if not sys.stdin.isatty() or not typer.confirm(question, err=True):
+            raise MlgitError(
+                f"{target.name} is a production environment: not destroyed",
+                f"confirm with `mlgit destroy --env {env} --yes`",
+            )
+    changes = run_destroy(connect(target.context), target, timeout)
+    for change in changes:
+        out.print(escape(str(change)))
+    if not changes:
+        out.print(f"{target.name}: nothing to destroy (already gone)")
+
+
+def status(
+    env: str | None = typer.Option(None, "--env", help="One environment (default: all in mlgit.yaml)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    directory: Path = DirArg,
+) -> None:
+    """Per environment: desired vs running digest, replicas, URL, certificate, last rollout."""
+    project = load_project(directory)
+    records = []
+    for name in [env] if env else list(project.config.environments):
+        target = resolve(project, name)
+        try:
+            records.append(environment_status(project, target, connect(target.context), read_pin(project.root, name)))
+        except MlgitError as exc:  # one unreachable cluster must not hide the other environments
+            records.append({"environment": target.name, "namespace": target.namespace, "error": exc.message})
+    if as_json:
+        out.print_json(json.dumps(records))
+    else:
+        _table(records)
+    if any("error" in r for r in records):
+        raise typer.Exit(1)
+
+
+def _table(records: list[dict[str, Any]]) -> None:
+    table = Table("environment", "desired", "running", "ready", "url", "certificate", "rollout")
+    for r in records:
+        if "error" in r:
+            table.add_row(r["environment"], "", "", "", "", "", f"[red]{escape(r['error'])}[/]")
+            continue
+        short = lambda d: d[:19] if d else "-"  # noqa: E731  # sha256: plus 12 hex digits
+        ready = f"{r['replicas']['ready']}/{r['replicas']['desired']}" if r["deployed"] else "-"
+        running = short(r.get("running_digest") or r.get("running_image")) if r["deployed"] else "not deployed"
+        table.add_row(
+            r["environment"],
+            short(r["desired_digest"] or r["desired_image"]),
+            running,
+            ready,
+            r.get("url") or "-",
+            r.get("certificate") or "-",
+            escape(r.get("rollout", "-")),
+        )
+    out.print(table)
+
+
+def rollback(
+    env: str = EnvOpt,
+    revision: int | None = typer.Option(
+        None, "--revision", help="ReplicaSet revision (default: the previous one).", min=1
+    ),
+    slug: str | None = SlugOpt,
+    context: str | None = ContextOpt,
+    timeout: float = TimeoutOpt,
+    directory: Path = DirArg,
+) -> None:
+    """Roll the Deployment back to an earlier revision (like `kubectl rollout undo`) and wait for it."""
+    project = load_project(directory)
+    target = resolve(project, env, slug, context)
+    cluster = connect(target.context)
+    deployments = cluster.list("apps/v1", "Deployment", target.namespace, target.selector)
+    deployment = deployments[0] if deployments else None
+    if deployment is None:
+        raise MlgitError(f"{project.config.name} is not deployed in {target.name} (namespace {target.namespace})")
+    to = rollbacks.rollback(cluster, deployment, revision)
+    err.print(f"rolling back deployment/{escape(deployment['metadata']['name'])} to revision {to}")
+    rollout.wait_for_rollout(cluster, target.namespace, deployment["metadata"]["name"], timeout)
+    out.print(f"[green]rolled back[/] {target.name} to revision {to}")
