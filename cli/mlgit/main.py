@@ -9,7 +9,7 @@ import typer
 from typer.core import TyperGroup
 
 from mlgit import __version__
-from mlgit.commands import cluster, init, manifests, render, schema, serve, validate
+from mlgit.commands import cluster, init, manifests, policy, render, schema, serve, validate
 from mlgit.errors import MlgitError
 
 
@@ -59,6 +59,7 @@ app.command("destroy")(cluster.destroy)
 app.command("status")(cluster.status)
 app.command("rollback")(cluster.rollback)
 app.add_typer(manifests.app, name="manifests")
+app.add_typer(policy.app, name="policy")
 
 
 def run() -> None:

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import typer
+
+from mlgit.commands.validate import DirArg
+from mlgit.config.load import load_project
+from mlgit.console import err
+from mlgit.errors import ExitCode, MlgitError
+from mlgit.policy import report
+from mlgit.policy.check import run_check
+from mlgit.policy.inputs import environment_names
+
+app = typer.Typer(help="Check the generated manifests and pipeline against Rego policies.", no_args_is_help=True)
+
+
+@app.command("check")
+def check(
+    directory: Path = DirArg,
+    env: str | None = typer.Option(None, "--env", help="Check this environment only (or review)."),
+    all_: bool = typer.Option(False, "--all", help="Check every environment, review and the pipeline (default)."),
+    fmt: report.Format = typer.Option("text", "--format", help="text, json, or junit (the pipeline's test report)."),
+    strict: bool = typer.Option(False, "--strict", help="Warnings fail the check too."),
+    image: str | None = typer.Option(
+        None,
+        "--image",
+        help="Check with this image (REPO@sha256:... as the pipeline built it) instead of the pinned one.",
+    ),
+    output: Path | None = typer.Option(None, "--output", help="Write the report to this file instead of stdout."),
+    save_inputs: Path | None = typer.Option(
+        None, "--save-inputs", help="Also write each input document as DIR/<env>.json (for conftest or opa eval)."
+    ),
+) -> None:
+    """Build each environment and evaluate mlgit's and the team's policies; exit 3 on a violation."""
+    if env is not None and all_:
+        raise MlgitError("--env and --all exclude each other", exit_code=ExitCode.USAGE)
+    project = load_project(directory)
+    names = environment_names(project, env)
+    result = run_check(project, names, pipeline=env is None, today=dt.date.today(), image=image, inputs_dir=save_inputs)
+    rendered = report.render(result, fmt, strict)
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(rendered, encoding="utf-8")
+        err.print(report.summary_line(result), markup=False, highlight=False)
+    else:
+        typer.echo(rendered, nl=False)
+    if result.failed(strict):
+        raise typer.Exit(int(ExitCode.POLICY_VIOLATION))

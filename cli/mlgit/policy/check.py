@@ -1,0 +1,136 @@
+"""`mlgit policy check` as plain functions: evaluate targets, apply waivers and mode, decide."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from mlgit.config.load import Project
+from mlgit.config.schema import PolicyConfig, Waiver
+from mlgit.policy import waivers
+from mlgit.policy.engine import PolicySet
+from mlgit.policy.inputs import Target, environment_target, pipeline_target
+from mlgit.policy.metadata import PolicyInfo, Severity
+from mlgit.resources import shipped_dir
+
+Status = Literal["deny", "warn", "waived"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One policy result about one resource (or job) of one target, after waivers and mode."""
+
+    target: str
+    policy: PolicyInfo
+    severity: Severity
+    message: str
+    resource: dict[str, str] | None
+    waiver: Waiver | None = None
+    note: str | None = None
+
+    @property
+    def status(self) -> Status:
+        return "waived" if self.waiver is not None else self.severity
+
+    @property
+    def resource_name(self) -> str:
+        """Kind/namespace/name, or the target itself for findings a policy did not attach to a resource."""
+        names = waivers.resource_names(self.resource)
+        return names[1] if names else f"({self.target})"
+
+
+@dataclass
+class CheckResult:
+    targets: list[str]
+    policies: list[PolicyInfo]
+    findings: list[Finding]
+    notes: list[str] = field(default_factory=list)
+    compile_seconds: float = 0.0
+    evaluate_seconds: float = 0.0
+
+    def count(self, status: Status) -> int:
+        return sum(1 for f in self.findings if f.status == status)
+
+    def failed(self, strict: bool) -> bool:
+        return self.count("deny") > 0 or (strict and self.count("warn") > 0)
+
+
+def policy_dirs(project: Project) -> list[Path]:
+    """mlgit's policies, then the team's folders from `policy.extra_dirs` (repo-relative)."""
+    return [shipped_dir("policies"), *(project.root / d for d in project.config.policy.extra_dirs)]
+
+
+def _finding(
+    target: str,
+    policy: PolicyInfo,
+    severity: Severity,
+    message: str,
+    resource: dict[str, str] | None,
+    config: PolicyConfig,
+    today: dt.date,
+) -> Finding:
+    matching = [w for w in config.waivers if waivers.matches(w, policy.id, target, resource)]
+    active = next((w for w in matching if not waivers.expired(w, today)), None)
+    note = None
+    if active is None and matching:
+        note = f"waiver expired on {matching[0].expires} and no longer applies ({matching[0].reason})"
+    if config.mode == "warn" and severity == "deny":
+        severity = "warn"
+    return Finding(target, policy, severity, message, resource, waiver=active, note=note)
+
+
+def evaluate(policies: PolicySet, targets: list[Target], config: PolicyConfig, today: dt.date) -> CheckResult:
+    """Evaluate every target with compiled `policies`; waivers and `mode` from `config` applied."""
+    started = time.perf_counter()
+    findings = []
+    for target in targets:
+        for v in policies.evaluate(target.document):
+            findings.append(_finding(target.name, v.policy, v.severity, v.message, v.resource, config, today))
+    result = CheckResult([t.name for t in targets], policies.policies, findings)
+    result.evaluate_seconds = time.perf_counter() - started
+    used = {id(f.waiver) for f in findings if f.waiver is not None}
+    for waiver in config.waivers:
+        if waivers.expired(waiver, today):
+            result.notes.append(f"expired waiver no longer applies: {waivers.describe(waiver)}")
+        elif id(waiver) not in used:
+            result.notes.append(f"waiver matched no finding (remove it?): {waivers.describe(waiver)}")
+    if config.mode == "warn":
+        result.notes.append("policy.mode is warn: denies are reported as warnings")
+    return result
+
+
+def save_inputs(targets: list[Target], folder: Path) -> None:
+    """Write each input document as <target>.json: what `conftest test` or `opa eval` read."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for target in targets:
+        (folder / f"{target.name}.json").write_text(json.dumps(target.document, indent=2) + "\n", encoding="utf-8")
+
+
+def run_check(
+    project: Project,
+    environments: list[str],
+    *,
+    pipeline: bool,
+    today: dt.date,
+    image: str | None = None,
+    inputs_dir: Path | None = None,
+) -> CheckResult:
+    """Build each environment (with `image` instead of the pinned one), compile the policies once, evaluate."""
+    started = time.perf_counter()
+    policies = PolicySet(policy_dirs(project))
+    compile_seconds = time.perf_counter() - started
+    targets = [environment_target(project, env, image) for env in environments]
+    notes = []
+    if pipeline:
+        target, notes = pipeline_target(project)
+        targets += [target] if target else []
+    if inputs_dir is not None:
+        save_inputs(targets, inputs_dir)
+    result = evaluate(policies, targets, project.config.policy, today)
+    result.notes[:0] = notes
+    result.compile_seconds = compile_seconds
+    return result

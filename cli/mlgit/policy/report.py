@@ -1,0 +1,125 @@
+"""Check results as text (grouped by resource), JSON, or JUnit XML for the pipeline's test report."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from collections import defaultdict
+from typing import Any, Literal
+
+from mlgit.policy.check import CheckResult, Finding
+
+Format = Literal["text", "json", "junit"]
+
+
+def summary_line(result: CheckResult) -> str:
+    return (
+        f"{result.count('deny')} denied, {result.count('warn')} warning(s), {result.count('waived')} waived; "
+        f"{len(result.policies)} policies over {', '.join(result.targets) or 'nothing'} "
+        f"(compiled in {result.compile_seconds:.2f} s, evaluated in {result.evaluate_seconds:.2f} s)"
+    )
+
+
+def text(result: CheckResult) -> str:
+    lines = []
+    grouped: dict[str, dict[str, list[Finding]]] = defaultdict(lambda: defaultdict(list))
+    for finding in result.findings:
+        grouped[finding.target][finding.resource_name].append(finding)
+    for target in result.targets:
+        if target not in grouped:
+            continue
+        lines.append(target)
+        for resource, findings in sorted(grouped[target].items()):
+            lines.append(f"  {resource}")
+            for f in sorted(findings, key=lambda f: (f.status, f.policy.id)):
+                lines.append(f"    {f.status.upper():<6} {f.policy.id}  {f.message}")
+                if f.waiver is not None:
+                    lines.append(f"           waived until {f.waiver.expires}: {f.waiver.reason}")
+                elif f.policy.remediation:
+                    lines.append(f"           fix: {f.policy.remediation}")
+                if f.note:
+                    lines.append(f"           note: {f.note}")
+    lines += [f"note: {note}" for note in result.notes]
+    lines.append(summary_line(result))
+    return "\n".join(lines) + "\n"
+
+
+def _finding_json(f: Finding) -> dict[str, Any]:
+    waiver = f.waiver.model_dump(mode="json") if f.waiver is not None else None
+    return {
+        "environment": f.target,
+        "policy": f.policy.id,
+        "title": f.policy.title,
+        "status": f.status,
+        "severity": f.severity,
+        "resource": f.resource,
+        "message": f.message,
+        "remediation": f.policy.remediation,
+        "waiver": waiver,
+        "note": f.note,
+    }
+
+
+def as_json(result: CheckResult, strict: bool) -> str:
+    document = {
+        "ok": not result.failed(strict),
+        "summary": {
+            "deny": result.count("deny"),
+            "warn": result.count("warn"),
+            "waived": result.count("waived"),
+            "environments": result.targets,
+            "policies": [{"id": p.id, "title": p.title, "severity": p.severity} for p in result.policies],
+            "compile_seconds": round(result.compile_seconds, 4),
+            "evaluate_seconds": round(result.evaluate_seconds, 4),
+        },
+        "findings": [_finding_json(f) for f in result.findings],
+        "notes": result.notes,
+    }
+    return json.dumps(document, indent=2) + "\n"
+
+
+def junit(result: CheckResult, strict: bool) -> str:
+    """One testcase per policy and environment; its failure lists every failing message."""
+    failing = {"deny", "warn"} if strict else {"deny"}
+    by_case: dict[tuple[str, str], list[Finding]] = defaultdict(list)
+    for finding in result.findings:
+        by_case[(finding.target, finding.policy.id)].append(finding)
+    suites = ET.Element("testsuites", name="mlgit policy check")
+    total = failures = 0
+    for target in result.targets:
+        suite = ET.SubElement(suites, "testsuite", name=f"policy {target}")
+        suite_failures = 0
+        for policy in result.policies:
+            case = ET.SubElement(
+                suite, "testcase", classname=f"mlgit.policy.{target}", name=f"{policy.id} {policy.title}"
+            )
+            findings = by_case.get((target, policy.id), [])
+            failed = [f for f in findings if f.status in failing]
+            if failed:
+                suite_failures += 1
+                failure = ET.SubElement(
+                    case, "failure", message=f"{len(failed)} violation(s) of {policy.id}", type=failed[0].status
+                )
+                lines = [f.message for f in failed]
+                failure.text = "\n".join([*lines, f"fix: {policy.remediation}"] if policy.remediation else lines)
+            others = [f for f in findings if f.status not in failing]
+            if others:
+                ET.SubElement(case, "system-out").text = "\n".join(
+                    f"{f.status}: {f.message}" + (f" (waiver: {f.waiver.reason})" if f.waiver else "") for f in others
+                )
+        suite.set("tests", str(len(result.policies)))
+        suite.set("failures", str(suite_failures))
+        total += len(result.policies)
+        failures += suite_failures
+    suites.set("tests", str(total))
+    suites.set("failures", str(failures))
+    ET.indent(suites)
+    return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def render(result: CheckResult, fmt: Format, strict: bool) -> str:
+    if fmt == "json":
+        return as_json(result, strict)
+    if fmt == "junit":
+        return junit(result, strict)
+    return text(result)

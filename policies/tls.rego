@@ -1,0 +1,90 @@
+# METADATA
+# title: Exposed routes use TLS from an allowed cert-manager issuer
+# description: |-
+#   Every Ingress host is listed under spec.tls with a secret, and the Ingress names an allowed
+#   cert-manager issuer (cert-manager.io/cluster-issuer or cert-manager.io/issuer). Every HTTPRoute
+#   hostname is covered by a cert-manager Certificate in the environment. Every Certificate uses an
+#   allowed issuer. Development-tier environments are exempt.
+# custom:
+#   id: MLGIT-NET-001
+#   severity: deny
+#   remediation: >-
+#     Set `tls.enabled: true` and an allowed `tls.issuer` in mlgit.yaml (or add the issuer to `policy.allowed_issuers`), then `mlgit render`.
+package mlgit.tls
+
+import data.mlgit.lib
+
+exempt if lib.tier == "development"
+
+allowed_issuers := object.get(lib.context, "allowed_issuers", [])
+
+allowed_list := concat(", ", allowed_issuers)
+
+ingress_issuer(r) := r.metadata.annotations["cert-manager.io/cluster-issuer"]
+
+ingress_issuer(r) := r.metadata.annotations["cert-manager.io/issuer"] if {
+	not r.metadata.annotations["cert-manager.io/cluster-issuer"]
+}
+
+tls_covers(r, host) if {
+	some t in object.get(r.spec, "tls", [])
+	host in object.get(t, "hosts", [])
+	t.secretName
+}
+
+certificate_covers(host) if {
+	some cert in lib.of_kind("Certificate")
+	host in object.get(cert.spec, "dnsNames", [])
+}
+
+deny contains result if {
+	not exempt
+	some r in lib.of_kind("Ingress")
+	some rule in object.get(r.spec, "rules", [])
+	not tls_covers(r, rule.host)
+	result := lib.finding(r, sprintf(
+		"host %s is served without TLS; list it under spec.tls with a secretName (mlgit.yaml: tls.enabled: true)",
+		[rule.host],
+	))
+}
+
+deny contains result if {
+	not exempt
+	some r in lib.of_kind("Ingress")
+	not ingress_issuer(r)
+	result := lib.finding(r, concat("", [
+		"no cert-manager issuer annotation; add cert-manager.io/cluster-issuer with one of: ", allowed_list,
+	]))
+}
+
+deny contains result if {
+	not exempt
+	some r in lib.of_kind("Ingress")
+	issuer := ingress_issuer(r)
+	not issuer in allowed_issuers
+	result := lib.finding(r, concat("", [
+		"cert-manager issuer ", issuer, " is not allowed; use one of: ", allowed_list,
+		" (mlgit.yaml: tls.issuer, policy.allowed_issuers)",
+	]))
+}
+
+deny contains result if {
+	not exempt
+	some r in lib.of_kind("HTTPRoute")
+	some host in object.get(r.spec, "hostnames", [])
+	not certificate_covers(host)
+	result := lib.finding(r, sprintf(
+		"hostname %s has no cert-manager Certificate in this environment; add one listing it in spec.dnsNames",
+		[host],
+	))
+}
+
+deny contains result if {
+	not exempt
+	some r in lib.of_kind("Certificate")
+	not r.spec.issuerRef.name in allowed_issuers
+	result := lib.finding(r, concat("", [
+		"issuerRef ", object.get(object.get(r.spec, "issuerRef", {}), "name", "(none)"), " is not an allowed issuer; use one of: ",
+		allowed_list, " (mlgit.yaml: tls.issuer, policy.allowed_issuers)",
+	]))
+}
