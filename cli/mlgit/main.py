@@ -9,7 +9,7 @@ import typer
 from typer.core import TyperGroup
 
 from mlgit import __version__
-from mlgit.commands import cluster, init, manifests, policy, render, schema, serve, validate
+from mlgit.commands import cluster, init, manifests, policy, promote, render, schema, serve, validate
 from mlgit.errors import MlgitError
 
 
@@ -58,6 +58,7 @@ app.command("deploy")(cluster.deploy)
 app.command("destroy")(cluster.destroy)
 app.command("status")(cluster.status)
 app.command("rollback")(cluster.rollback)
+app.command("promote")(promote.promote)
 app.add_typer(manifests.app, name="manifests")
 app.add_typer(policy.app, name="policy")
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from mlgit.config.load import Project
 from mlgit.errors import MlgitError
 from mlgit.manifests.render import render_manifests
+from mlgit.pipelines import render as pipelines
 from mlgit.render import repo_files
 from mlgit.render.files import RenderedFile, write_atomic
 
@@ -30,6 +31,7 @@ RENDERERS: list[Renderer] = [
     Renderer("runtime-settings", repo_files.runtime_settings),
     Renderer("dockerfile", repo_files.dockerfile),
     Renderer("manifests", render_manifests, owned_dirs=("deploy",)),
+    Renderer("gitlab-ci", pipelines.gitlab_ci),
 ]
 
 

@@ -1,0 +1,96 @@
+"""mlgit.yaml -> the model repository's .gitlab-ci.yml (inline or component mode) and mlgit's component.
+
+Both modes and the component render the same job templates (pipelines/jobs/): the inline file holds
+every job; the component holds the config-independent ones with `$[[ inputs.* ]]` in place of values,
+and a component-mode .gitlab-ci.yml includes it and adds the jobs that follow from mlgit.yaml.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from mlgit import __version__
+from mlgit.config.load import Project
+from mlgit.config.schema import EnvironmentConfig, ExposureConfig, MlgitConfig, TlsConfig
+from mlgit.render.files import RenderedFile
+from mlgit.render.templating import render_template
+from mlgit.resources import shipped_dir
+
+GITLAB_CI = ".gitlab-ci.yml"
+# Upstream's image; buildah needs no daemon and no privileged runner.
+BUILDAH_IMAGE = "quay.io/buildah/stable:v1.38.1"
+COMPONENT_TEMPLATE = "templates/model-pipeline.yml.j2"
+
+
+def _url(host: str, exposure: ExposureConfig | None, tls: TlsConfig | None) -> str | None:
+    if exposure is not None and exposure.kind == "none":
+        return None
+    return f"{'https' if tls is None or tls.enabled else 'http'}://{host}"
+
+
+def _job_when(mode: str) -> str:
+    return "on_success" if mode == "auto" else "manual"
+
+
+def _environment(config: MlgitConfig, name: str, env: EnvironmentConfig, first: str | None) -> dict[str, Any]:
+    built = name == first
+    # Later environments deploy what a promotion pinned; auto_deploy lets that merge deploy by itself,
+    # except in production, which deploys by itself only when its own `deploy: auto` says so
+    # (and policy MLGIT-CI-002 then denies it).
+    promoted_auto = not built and config.promotion.auto_deploy and env.tier != "production"
+    automatic = env.deploy == "auto" or promoted_auto
+    return {
+        "name": name,
+        "tier": env.tier,
+        "url": _url(env.host or "", env.exposure, env.tls),
+        "kube_context": env.kube_context,
+        "source": "built" if built else "pinned",
+        "when": "on_success" if automatic else "manual",
+        "overlay": f"deploy/overlays/{name}",
+    }
+
+
+def pipeline_context(project: Project) -> dict[str, Any]:
+    """Everything the pipeline templates read, derived from mlgit.yaml."""
+    config = project.config
+    pipeline, review = config.pipeline, config.review
+    order = config.promotion.order or []
+    first = order[0] if order else None
+    environments = [_environment(config, name, env, first) for name, env in config.environments.items()]
+    return {
+        "mlgit_version": __version__,
+        "mode": pipeline.mode,
+        "component_ref": f"{pipeline.component}@{pipeline.version}",
+        "cli_image": f"{pipeline.cli_image}:{pipeline.version}",
+        "buildah_image": BUILDAH_IMAGE,
+        "image_repository": config.image.repository,
+        "environments": environments,
+        "promotion_order": order,
+        "production_environments": [e["name"] for e in environments if e["tier"] == "production"],
+        "review": {
+            "enabled": review.enabled,
+            "when": _job_when(review.deploy),
+            "url": _url((review.host or "").replace("{slug}", "$CI_ENVIRONMENT_SLUG"), review.exposure, review.tls),
+            "auto_stop_in": review.auto_stop_in,
+            "kube_context": review.kube_context,
+        },
+    }
+
+
+def gitlab_ci(project: Project) -> Iterator[RenderedFile]:
+    """The model repository's .gitlab-ci.yml."""
+    context = pipeline_context(project)
+    yield RenderedFile(GITLAB_CI, render_template("pipelines", f"gitlab-ci.{context['mode']}.yml.j2", **context))
+
+
+def component_text() -> str:
+    """mlgit's CI/CD component (pipelines/templates/model-pipeline.yml), as it must be published."""
+    inputs = {key: f"$[[ inputs.{key} ]]" for key in ("cli_image", "buildah_image", "image_repository")}
+    return render_template("pipelines", COMPONENT_TEMPLATE, default_buildah_image=BUILDAH_IMAGE, **inputs)
+
+
+def component_path() -> Path:
+    """Where the published component lives in mlgit's own repository."""
+    return shipped_dir("pipelines") / COMPONENT_TEMPLATE.removesuffix(".j2")

@@ -1,0 +1,218 @@
+"""Which jobs each push makes, run through gitlab-ci-local: feature branch, merge request, default
+branch, tag, and a promotion merged for a later environment. The default branch is called `trunk`
+here, so a hard-coded `main` anywhere would show."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlgit import __version__
+from mlgit.pipelines.render import component_path
+from tests.pipelines.support import jobs
+
+pytestmark = pytest.mark.integration
+
+Repo = Callable[[str], Path]
+DEFAULT_BRANCH = "trunk"
+REMOTE = "git@gitlab.example.com:ml/model.git"
+MR_VARIABLES = [
+    "CI_PIPELINE_SOURCE=merge_request_event",
+    "CI_MERGE_REQUEST_IID=7",
+    "CI_MERGE_REQUEST_SOURCE_BRANCH_NAME=feature/x",
+    f"CI_MERGE_REQUEST_TARGET_BRANCH_NAME={DEFAULT_BRANCH}",
+]
+TEST_AND_BUILD = {j: "on_success" for j in ("validate", "render-check", "model-test", "policy-check")} | {
+    "build-image": "on_success",
+    "image-smoke": "on_success",
+}
+MANUAL, AUTO = "manual", "on_success"
+
+
+def _pair(env: str, deploy: str) -> dict[str, str]:
+    return {f"deploy-{env}": deploy, f"destroy-{env}": MANUAL}
+
+
+# variant -> situation -> the jobs the pipeline has and their `when`. The promote-to-<next> jobs
+# (jobs/promote.yml.j2, the promotion issue) follow the rules of the deploy job they promote from.
+EXPECTED: dict[str, dict[str, dict[str, str]]] = {
+    "default": {
+        "feature branch": TEST_AND_BUILD,
+        "merge request": TEST_AND_BUILD | {"review": AUTO, "stop-review": MANUAL},
+        "promotion merge request": TEST_AND_BUILD
+        | {"review": AUTO, "stop-review": MANUAL, "promotion-diff-staging": AUTO},
+        "default branch": TEST_AND_BUILD | _pair("dev", MANUAL) | {"promote-to-staging": MANUAL},
+        "tag": TEST_AND_BUILD,
+        "promoted to staging": TEST_AND_BUILD
+        | _pair("dev", MANUAL)
+        | _pair("staging", MANUAL)
+        | {"promote-to-staging": MANUAL, "promote-to-prod": MANUAL},
+        "promoted to prod": TEST_AND_BUILD
+        | _pair("dev", MANUAL)
+        | _pair("prod", MANUAL)
+        | {"promote-to-staging": MANUAL},
+    },
+    # dev deploys itself; promotions deploy on merge (auto_deploy) except to production; review is a button
+    "custom": {
+        "feature branch": TEST_AND_BUILD,
+        "merge request": TEST_AND_BUILD | {"review": MANUAL, "stop-review": MANUAL},
+        "promotion merge request": TEST_AND_BUILD
+        | {"review": MANUAL, "stop-review": MANUAL, "promotion-diff-qa": AUTO},
+        "default branch": TEST_AND_BUILD | _pair("dev", AUTO) | {"promote-to-qa": MANUAL},
+        "tag": TEST_AND_BUILD,
+        "promoted to qa": TEST_AND_BUILD
+        | _pair("dev", AUTO)
+        | _pair("qa", AUTO)
+        | {"promote-to-qa": MANUAL, "promote-to-prod": MANUAL},
+        "promoted to prod": TEST_AND_BUILD | _pair("dev", AUTO) | _pair("prod", MANUAL) | {"promote-to-qa": MANUAL},
+    },
+}
+EXPECTED["component"] = EXPECTED["default"]
+
+
+class Pipeline:
+    """A copy of a model repository as a git checkout gitlab-ci-local can list pipelines for."""
+
+    def __init__(self, source: Path, work: Path, gitlab_ci_local: str) -> None:
+        self.repo = work / "repo"
+        self.gitlab_ci_local = gitlab_ci_local
+        shutil.copytree(source, self.repo)
+        origin = work / "origin.git"
+        # The component project, served from a local repository at the version the pipeline pins.
+        component = work / "component"
+        (component / "templates").mkdir(parents=True)
+        shutil.copy(component_path(), component / "templates" / component_path().name)
+        self.env = {
+            **os.environ,
+            "GIT_AUTHOR_NAME": "t",
+            "GIT_AUTHOR_EMAIL": "t@example.com",
+            "GIT_COMMITTER_NAME": "t",
+            "GIT_COMMITTER_EMAIL": "t@example.com",
+            "GIT_CONFIG_COUNT": "1",
+            "GIT_CONFIG_KEY_0": f"url.{component}/.git.insteadOf",
+            "GIT_CONFIG_VALUE_0": "ssh://git@gitlab.example.com:22/mlgit/mlgit.git",
+        }
+        self.git("init", "-q", "-b", "main", cwd=component)
+        self.git("add", "-A", cwd=component)
+        self.git("commit", "-qm", "component", cwd=component)
+        self.git("tag", __version__, cwd=component)
+        self.git("init", "-q", "--bare", str(origin))
+        self.git("init", "-q", "-b", DEFAULT_BRANCH)
+        self.git("add", "-A")
+        self.git("commit", "-qm", "model repository")
+        self.git("remote", "add", "origin", str(origin))
+        self.git("remote", "add", "gcl-origin", REMOTE)
+        self.git("push", "-q", "origin", DEFAULT_BRANCH)
+        self.git("remote", "set-head", "origin", DEFAULT_BRANCH)
+
+    def git(self, *args: str, cwd: Path | None = None) -> str:
+        result = subprocess.run(["git", *args], cwd=cwd or self.repo, env=self.env, capture_output=True, text=True)
+        assert result.returncode == 0, f"git {' '.join(args)}: {result.stderr}"
+        return result.stdout.strip()
+
+    def commit_change(self, path: str) -> None:
+        """Commit a change to `path` on top of what origin has: rules:changes then sees exactly it."""
+        self.git("update-ref", f"refs/remotes/origin/{DEFAULT_BRANCH}", "HEAD")
+        target = self.repo / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open("a", encoding="utf-8") as handle:
+            handle.write("\n# changed\n")
+        self.git("add", "-A")
+        self.git("commit", "-qm", f"change {path}")
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        argv = [self.gitlab_ci_local, "--json-schema-validation=false", *args]
+        return subprocess.run(argv, cwd=self.repo, env=self.env, capture_output=True, text=True, timeout=120)
+
+    def listed(self, variables: list[str] = (), unset: list[str] = ()) -> dict[str, str]:
+        args = [a for v in variables for a in ("--variable", v)] + [a for u in unset for a in ("--unset-variable", u)]
+        overridden = [v.split("=", 1)[0] for v in variables]
+        if overridden:  # on purpose: that is how each situation is made
+            args += ["--ignore-predefined-vars", ",".join(overridden)]
+        result = self.run("--list-json", *args)
+        assert result.returncode == 0, result.stderr + result.stdout
+        listed: list[dict[str, Any]] = json.loads(result.stdout[re.search(r"^\[", result.stdout, re.M).start() :])
+        return {job["name"]: job["when"] for job in listed if job["when"] != "never"}
+
+    def preview(self) -> dict[str, dict[str, Any]]:
+        from ruamel.yaml import YAML
+
+        result = self.run("--preview")
+        assert result.returncode == 0, result.stderr + result.stdout
+        return jobs(YAML(typ="safe", pure=True).load(result.stdout[result.stdout.index("---") :]))
+
+
+def _situations(pipeline: Pipeline, later: list[str]) -> dict[str, dict[str, str]]:
+    seen = {}
+    pipeline.git("checkout", "-q", "-b", "feature/x")
+    seen["feature branch"] = pipeline.listed()
+    seen["merge request"] = pipeline.listed(MR_VARIABLES, ["CI_COMMIT_BRANCH"])
+    pipeline.commit_change(f"deploy/overlays/{later[0]}/image/kustomization.yaml")
+    seen["promotion merge request"] = pipeline.listed(MR_VARIABLES, ["CI_COMMIT_BRANCH"])
+    pipeline.git("checkout", "-q", DEFAULT_BRANCH)
+    pipeline.commit_change("README.md")
+    seen["default branch"] = pipeline.listed()
+    seen["tag"] = pipeline.listed(["CI_COMMIT_TAG=1.0.0"], ["CI_COMMIT_BRANCH"])
+    for env in later:
+        pipeline.commit_change(f"deploy/overlays/{env}/image/kustomization.yaml")
+        seen[f"promoted to {env}"] = pipeline.listed()
+    return seen
+
+
+@pytest.mark.parametrize("variant", sorted(EXPECTED))
+def test_jobs_per_situation(variant: str, pipeline_repo: Repo, gitlab_ci_local: str, tmp_path: Path) -> None:
+    pipeline = Pipeline(pipeline_repo(f"linear-{variant}"), tmp_path, gitlab_ci_local)
+    later = [s.removeprefix("promoted to ") for s in EXPECTED[variant] if s.startswith("promoted to ")]
+    seen = _situations(pipeline, later)
+    assert seen == EXPECTED[variant]
+    defined = pipeline.preview()
+    for situation, listed in seen.items():
+        for name in listed:
+            environment = defined[name].get("environment")
+            if name.startswith(("deploy-", "destroy-")):
+                assert environment["name"] == name.split("-", 1)[1], name
+            if environment and "on_stop" in environment:
+                stop = environment["on_stop"]
+                assert stop in listed, f"{situation}: {name} stops with {stop}, which this pipeline lacks"
+                assert defined[stop]["environment"] == {"name": environment["name"], "action": "stop"}
+    assert defined["review"]["environment"]["name"] == "review/$CI_COMMIT_REF_SLUG"
+
+
+def test_test_stage_jobs_run_in_the_shell(pipeline_repo: Repo, gitlab_ci_local: str, tmp_path: Path) -> None:
+    """The test jobs' scripts work on the generated repository (the CLI image is this machine here)."""
+    pipeline = Pipeline(pipeline_repo("linear-default"), tmp_path, gitlab_ci_local)
+    result = pipeline.run("--force-shell-executor", "validate", "render-check", "model-test")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert "1 passed" in result.stdout
+
+
+def _cli_has(command: str) -> bool:
+    from mlgit.main import app
+
+    return any(registered.name == command for registered in app.registered_commands)
+
+
+@pytest.mark.cluster
+@pytest.mark.skipif(
+    not (_cli_has("deploy") and _cli_has("destroy")), reason="`mlgit deploy` / `mlgit destroy` do not exist yet"
+)
+def test_deploy_and_destroy_jobs_run_against_a_cluster(
+    pipeline_repo: Repo, gitlab_ci_local: str, tmp_path: Path
+) -> None:
+    """deploy-dev then destroy-dev, as GitLab would run them, against MLGIT_TEST_KUBECONFIG's cluster."""
+    kubeconfig, image = os.environ.get("MLGIT_TEST_KUBECONFIG"), os.environ.get("MLGIT_TEST_MODEL_IMAGE")
+    if not (kubeconfig and image):
+        pytest.skip("needs MLGIT_TEST_KUBECONFIG and MLGIT_TEST_MODEL_IMAGE (REF@sha256:... the cluster can pull)")
+    pipeline = Pipeline(pipeline_repo("linear-default"), tmp_path, gitlab_ci_local)
+    variables = ["--variable", f"MLGIT_IMAGE={image}", "--variable", f"KUBECONFIG={kubeconfig}"]
+    for job in ("deploy-dev", "destroy-dev"):
+        result = pipeline.run("--force-shell-executor", "--manual", job, *variables, job)
+        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
