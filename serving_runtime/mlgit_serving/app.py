@@ -1,0 +1,83 @@
+"""create_app(settings): the FastAPI application, with all state built here and held by the app."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import orjson
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from . import __version__
+from .errors import ServingError
+from .http_infer import add_inference_routes
+from .http_meta import add_meta_routes
+from .settings import ServerSettings
+from .state import ServingState
+
+logger = logging.getLogger(__name__)
+
+
+def _error(message: str, status_code: int, headers: dict[str, str] | None = None) -> Response:
+    # OIP v2 clients (tritonclient among them) read errors from {"error": ...}, not FastAPI's {"detail": ...}.
+    return Response(orjson.dumps({"error": message}), status_code=status_code, headers=headers,
+                    media_type="application/json")
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    async def serving_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ServingError)
+        return _error(exc.message, exc.status_code, exc.headers)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        return _error(str(exc.detail), exc.status_code, exc.headers)
+
+    async def validation_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        return _error(problems, 400)
+
+    async def unexpected_error(request: Request, exc: Exception) -> Response:
+        logger.error("unhandled error", exc_info=exc, extra={"path": request.url.path})
+        return _error("internal server error", 500)
+
+    app.add_exception_handler(ServingError, serving_error)
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(Exception, unexpected_error)
+
+
+def create_app(settings: ServerSettings) -> FastAPI:
+    """Build the server for one model repository. Models load in the background after startup, so that
+    liveness answers at once and readiness turns true when every model version is loaded and warmed up."""
+    state = ServingState(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state.repository.discover()
+        loading = asyncio.create_task(state.repository.load_all(), name="load-models")
+        yield
+        if not loading.done():
+            loading.cancel()
+        await asyncio.gather(loading, return_exceptions=True)
+        await state.repository.unload_all()
+
+    app = FastAPI(
+        title="mlgit serving runtime",
+        version=__version__,
+        description="Open Inference Protocol v2 (REST) for ONNX models, with the binary tensor data extension.",
+        lifespan=lifespan,
+        redoc_url=None,
+    )
+    app.state.serving = state
+    _install_error_handlers(app)
+    add_inference_routes(app, state)  # first: the router tries routes in order
+    add_meta_routes(app, state)
+    return app

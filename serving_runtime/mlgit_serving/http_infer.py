@@ -1,0 +1,117 @@
+"""POST /v2/models/{name}[/versions/{version}]/infer: the hot path.
+
+Raw body in, bytes out: the body is read and decoded by hand (orjson, numpy views of binary data) and
+checked completely against the signature in validation.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import request_response
+
+from . import openapi
+from .body import read_body
+from .codec import encode_response, split_body
+from .errors import ServingError
+from .state import ServingState
+from .validation import decode_request
+
+logger = logging.getLogger("mlgit_serving.requests")
+
+_HEADER_LENGTH = "inference-header-content-length"
+
+
+class _RawRoute(APIRoute):
+    """Documented in OpenAPI like any FastAPI route, but dispatched the way Starlette does it, without
+    FastAPI's per-request parameter solving and exit stacks (a large share of a small model's request
+    time): the endpoint gets the Request and the path parameters as they are. Our own body limits apply."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        self.app = request_response(self.get_route_handler())
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        endpoint = self.endpoint
+
+        async def handler(request: Request) -> Response:
+            return await endpoint(request, **request.path_params)
+
+        return handler
+
+
+def add_inference_routes(app: FastAPI, state: ServingState) -> None:
+    repository = state.repository
+    audit = state.audit
+    access_log = state.settings.access_log
+
+    async def infer(request: Request, model_name: str, model_version: str | None = None) -> Response:
+        arrived = time.perf_counter()
+        mv = repository.get(model_name, model_version)
+        metrics = mv.metrics
+        status = 500
+        request_id = None
+        try:
+            mv.require_ready()
+            with mv.runner.admission:
+                body = await read_body(request, mv.max_request_bytes)
+                header_length = request.headers.get(_HEADER_LENGTH)
+                parsed, binary = split_body(body, header_length)
+                if isinstance(parsed, dict) and isinstance(parsed.get("id"), str):
+                    request_id = parsed["id"]  # known before validation, so that its errors name it
+                decoded = decode_request(parsed, binary, mv.signature)
+                names = [name for name, _ in decoded.outputs]
+                arrays = await mv.runner.infer(decoded.inputs, names)
+                specs = mv.signature.outputs
+                content, response_header_length = encode_response(
+                    model_name, mv.version, request_id,
+                    [(name, specs[name].datatype, arrays[name], binary) for name, binary in decoded.outputs],
+                )
+            status = 200
+        except ServingError as exc:
+            status = exc.status_code
+            logger.warning(
+                "inference request failed",
+                extra={"request_id": request_id or request.headers.get("x-request-id"), "model": model_name,
+                       "version": mv.version, "status": status, "error": exc.message},
+            )
+            raise
+        finally:
+            elapsed = time.perf_counter() - arrived
+            metrics.count(status)
+            metrics.request_duration.observe(elapsed)
+            if access_log:
+                logger.info("inference request", extra={
+                    "request_id": request_id, "model": model_name, "version": mv.version, "status": status,
+                    "duration_ms": round(elapsed * 1000, 3)})
+        if audit.sampled():
+            audit.record(request_id=request_id, model=model_name, version=mv.version, status=status,
+                         request=body, request_header_length=int(header_length) if header_length else None,
+                         response=content, response_header_length=response_header_length)
+        if response_header_length is None:
+            return Response(content, media_type="application/json")
+        return Response(content, media_type="application/octet-stream",
+                        headers={"Inference-Header-Content-Length": str(response_header_length)})
+
+    extra = {
+        "requestBody": {"required": True, "content": {"application/json": {"schema": openapi.INFERENCE_REQUEST}}},
+        "parameters": [{
+            "name": "Inference-Header-Content-Length", "in": "header", "required": False,
+            "schema": {"type": "integer", "minimum": 1},
+            "description": "Length of the JSON header when binary tensor data follows it.",
+        }],
+    }
+    responses = {200: openapi.json_body(openapi.INFERENCE_RESPONSE, "Inference result"),
+                 **openapi.errors(400, 404, 413, 415, 503)}
+    for suffix in ("", "/versions/{model_version}"):
+        app.router.add_api_route(
+            f"/v2/models/{{model_name}}{suffix}/infer", infer, methods=["POST"], tags=["inference"],
+            summary="Inference", openapi_extra=extra, responses=responses, route_class_override=_RawRoute,
+        )

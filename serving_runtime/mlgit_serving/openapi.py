@@ -1,0 +1,97 @@
+"""JSON Schemas of OIP v2 bodies, for the OpenAPI document only (requests are validated by hand)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_PARAMETERS = {"type": "object", "additionalProperties": True}
+_SHAPE = {"type": "array", "items": {"type": "integer", "minimum": 0}}
+_DATATYPE = {
+    "type": "string",
+    "enum": ["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
+             "FP16", "FP32", "FP64", "BYTES"],
+}
+_TENSOR_METADATA = {
+    "type": "object",
+    "required": ["name", "datatype", "shape"],
+    "properties": {"name": {"type": "string"}, "datatype": _DATATYPE,
+                   "shape": {"type": "array", "items": {"type": "integer"}}},
+}
+ERROR = {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}
+
+INFERENCE_REQUEST: dict[str, Any] = {
+    "type": "object",
+    "required": ["inputs"],
+    "properties": {
+        "id": {"type": "string"},
+        "parameters": _PARAMETERS,
+        "inputs": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name", "datatype", "shape"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "datatype": _DATATYPE,
+                    "shape": _SHAPE,
+                    "parameters": _PARAMETERS,
+                    "data": {"type": "array", "description": "Flat row-major elements."},
+                },
+            },
+        },
+        "outputs": {
+            "type": "array",
+            "items": {"type": "object", "required": ["name"],
+                      "properties": {"name": {"type": "string"}, "parameters": _PARAMETERS}},
+        },
+    },
+}
+
+INFERENCE_RESPONSE: dict[str, Any] = {
+    "type": "object",
+    "required": ["model_name", "outputs"],
+    "properties": {
+        "model_name": {"type": "string"},
+        "model_version": {"type": "string"},
+        "id": {"type": "string"},
+        "outputs": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name", "datatype", "shape"],
+                "properties": {"name": {"type": "string"}, "datatype": _DATATYPE, "shape": _SHAPE,
+                               "parameters": _PARAMETERS, "data": {"type": "array"}},
+            },
+        },
+    },
+}
+
+MODEL_METADATA: dict[str, Any] = {
+    "type": "object",
+    "required": ["name", "platform", "inputs", "outputs"],
+    "properties": {
+        "name": {"type": "string"},
+        "versions": {"type": "array", "items": {"type": "string"}},
+        "platform": {"type": "string"},
+        "inputs": {"type": "array", "items": _TENSOR_METADATA},
+        "outputs": {"type": "array", "items": _TENSOR_METADATA},
+        "parameters": _PARAMETERS,
+    },
+}
+
+SERVER_METADATA: dict[str, Any] = {
+    "type": "object",
+    "required": ["name", "version", "extensions"],
+    "properties": {"name": {"type": "string"}, "version": {"type": "string"},
+                   "extensions": {"type": "array", "items": {"type": "string"}}},
+}
+
+
+def json_body(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    texts = {400: "Bad request", 404: "Unknown model or version", 413: "Body too large",
+             415: "Unsupported Content-Encoding", 503: "Not ready or overloaded (see Retry-After)"}
+    return {status: json_body(ERROR, texts[status]) for status in statuses}
