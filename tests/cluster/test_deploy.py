@@ -8,6 +8,7 @@ model in-process instead of through a port-forward.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from typer.testing import Result
 
@@ -49,6 +50,17 @@ def test_first_deploy_applies_waits_smoke_checks_and_prints_the_url(
         assert obj is not None and LABELS.items() <= obj["metadata"]["labels"].items()
     assert smoke_endpoint.requests == [("GET", "/v2/models/linear/ready"), ("POST", "/v2/models/linear/infer")]
     assert "1/1 updated, 1/1 available" in flat(result.stderr)
+
+
+def test_deploy_records_image_and_smoke_latency_for_promotion(
+    emulator: ApiServer, namespace: str, smoke_endpoint: InProcessModel, mlgit: Callable[..., Result], tmp_path: Path
+) -> None:
+    dotenv = tmp_path / "deploy.env"
+    result = mlgit("deploy", "--env", "dev", "--image", IMAGE, "--dotenv", str(dotenv))
+    assert result.exit_code == 0, result.output
+    values = dict(line.split("=", 1) for line in dotenv.read_text().splitlines())
+    assert values["MLGIT_DEPLOYED_IMAGE"] == IMAGE
+    assert float(values["MLGIT_SMOKE_LATENCY_MS"]) > 0
 
 
 def test_second_deploy_of_the_same_thing_changes_nothing(

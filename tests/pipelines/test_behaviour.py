@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from mlgit import __version__
+from mlgit.config.schema import DEFAULT_COMPONENT
 from mlgit.pipelines.render import component_path
 from tests.pipelines.support import jobs
 
@@ -43,6 +44,9 @@ def _pair(env: str, deploy: str) -> dict[str, str]:
 
 # variant -> situation -> the jobs the pipeline has and their `when`. The promote-to-<next> jobs
 # (jobs/promote.yml.j2, the promotion issue) follow the rules of the deploy job they promote from.
+# "gitlab.com/mlgit/ci/model-pipeline" -> the catalog project "mlgit/ci"
+COMPONENT_PROJECT = DEFAULT_COMPONENT.split("/", 1)[1].rsplit("/", 1)[0]
+
 EXPECTED: dict[str, dict[str, dict[str, str]]] = {
     "default": {
         "feature branch": TEST_AND_BUILD,
@@ -98,7 +102,7 @@ class Pipeline:
             "GIT_COMMITTER_EMAIL": "t@example.com",
             "GIT_CONFIG_COUNT": "1",
             "GIT_CONFIG_KEY_0": f"url.{component}/.git.insteadOf",
-            "GIT_CONFIG_VALUE_0": "ssh://git@gitlab.example.com:22/mlgit/mlgit.git",
+            "GIT_CONFIG_VALUE_0": f"ssh://git@gitlab.example.com:22/{COMPONENT_PROJECT}.git",
         }
         self.git("init", "-q", "-b", "main", cwd=component)
         self.git("add", "-A", cwd=component)

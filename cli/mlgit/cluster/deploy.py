@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from rich.markup import escape
@@ -13,13 +14,14 @@ from mlgit.cluster import apply, diff, rollback, rollout
 from mlgit.cluster.client import Cluster, connect
 from mlgit.cluster.diagnose import diagnose
 from mlgit.cluster.objects import Obj, describe, key, url_of
-from mlgit.cluster.smoke import Endpoint, smoke_check
+from mlgit.cluster.smoke import Endpoint, SmokeResult, smoke_check
 from mlgit.cluster.target import Target
 from mlgit.config.load import Project
 from mlgit.console import err, out
 from mlgit.errors import MlgitError
 from mlgit.manifests.build import build_env
 from mlgit.manifests.pins import read_pin
+from mlgit.render.files import write_atomic
 
 EndpointFactory = Callable[[Cluster, dict[str, Any]], AbstractContextManager[Endpoint]]
 
@@ -32,6 +34,7 @@ class DeployOptions:
     wait: bool = True
     rollback: bool = True
     smoke: EndpointFactory | None = None  # None: no smoke check (--skip-smoke)
+    dotenv: Path | None = None  # where to record the deploy for later pipeline jobs (promotion evidence)
 
 
 def pinned_image(project: Project, target: Target, image: str | None) -> str:
@@ -113,6 +116,11 @@ def _fail(
     return MlgitError(f"{name}; rolled back to revision {to}", "the previous version is serving again")
 
 
+def _record(path: Path, image: str, result: SmokeResult) -> None:
+    """A GitLab dotenv report: `mlgit promote` in a later job reads these as evidence."""
+    write_atomic(path, f"MLGIT_DEPLOYED_IMAGE={image}\nMLGIT_SMOKE_LATENCY_MS={result.latency_ms:.1f}\n")
+
+
 def deploy(project: Project, target: Target, options: DeployOptions) -> None:
     image = pinned_image(project, target, options.image)
     objects = render(project, target, image)
@@ -141,7 +149,10 @@ def deploy(project: Project, target: Target, options: DeployOptions) -> None:
             live = cluster.get("apps/v1", "Deployment", name, target.namespace)
             assert live is not None  # the rollout just completed
             with options.smoke(cluster, live) as endpoint:
-                out.print(escape(smoke_check(endpoint, project)))
+                result = smoke_check(endpoint, project)
+            out.print(escape(str(result)))
+            if options.dotenv is not None:
+                _record(options.dotenv, image, result)
     except MlgitError as failure:
         raise _fail(cluster, target, options, attempt, failure) from None
     where = url_of(objects) or f"service in namespace {target.namespace} (no public route)"

@@ -15,6 +15,7 @@ import json
 import socket
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from kubernetes import client
@@ -102,7 +103,16 @@ def open_endpoint(cluster: Cluster, deployment: dict[str, Any]) -> Iterator[Endp
     yield PortForwardEndpoint(cluster, deployment["metadata"]["namespace"], _ready_pod(cluster, deployment), port)
 
 
-def smoke_check(endpoint: Endpoint, project: Project, ready_timeout: float = READY_TIMEOUT) -> str:
+@dataclass(frozen=True)
+class SmokeResult:
+    message: str
+    latency_ms: float  # the sample request's round trip, recorded as promotion evidence
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.latency_ms:.1f} ms)"
+
+
+def smoke_check(endpoint: Endpoint, project: Project, ready_timeout: float = READY_TIMEOUT) -> SmokeResult:
     """Wait for the model to be ready, send the sample, compare with the expected outputs."""
     name, sample = project.config.name, project.sample
     deadline = time.monotonic() + ready_timeout
@@ -113,13 +123,16 @@ def smoke_check(endpoint: Endpoint, project: Project, ready_timeout: float = REA
         if time.monotonic() > deadline:
             raise MlgitError(f"smoke check: model {name} not ready after {ready_timeout:g}s (HTTP {status}: {body})")
         time.sleep(1)
+    started = time.perf_counter()
     status, body = endpoint.request("POST", f"/v2/models/{name}/infer", {"inputs": sample["inputs"]})
+    latency_ms = (time.perf_counter() - started) * 1000
     if status != 200 or not isinstance(body, dict):
         raise MlgitError(f"smoke check: the sample request failed with HTTP {status}: {body}")
     actual = {t["name"]: from_oip(t) for t in body.get("outputs") or []}
     expected = sample.get("expected_outputs")
     if not expected:
-        return f"model {name} answered the sample ({', '.join(actual)}); no expected outputs to compare"
+        message = f"model {name} answered the sample ({', '.join(actual)}); no expected outputs to compare"
+        return SmokeResult(message, latency_ms)
     settings = project.config.model.sample
     problems = compare_outputs(expected, actual, settings.rtol, settings.atol)
     if problems:
@@ -128,4 +141,4 @@ def smoke_check(endpoint: Endpoint, project: Project, ready_timeout: float = REA
             "the deployed image may hold another model; compare the digests",
             problems=problems,
         )
-    return f"model {name} is ready and answered the sample as expected"
+    return SmokeResult(f"model {name} is ready and answered the sample as expected", latency_ms)

@@ -49,6 +49,9 @@ def deploy(
     wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait for the rollout and smoke-check it."),
     rollback: bool = typer.Option(True, "--rollback/--no-rollback", help="Roll back when the rollout fails."),
     skip_smoke: bool = typer.Option(False, "--skip-smoke", help="Skip the sample request (needs pods/portforward)."),
+    dotenv: Path | None = typer.Option(
+        None, "--dotenv", help="Write MLGIT_DEPLOYED_IMAGE and MLGIT_SMOKE_LATENCY_MS here (a GitLab dotenv report)."
+    ),
     directory: Path = DirArg,
 ) -> None:
     """Apply an environment (server-side apply, prune), wait for the rollout, smoke-check it, print the URL."""
@@ -61,6 +64,7 @@ def deploy(
         wait=wait,
         rollback=rollback,
         smoke=None if skip_smoke else smoke.open_endpoint,
+        dotenv=dotenv,
     )
     run_deploy(project, target, options)
 

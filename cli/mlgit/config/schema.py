@@ -28,7 +28,7 @@ from mlgit.config.types import (
 DEFAULT_ENVIRONMENTS = ("dev", "staging", "prod")
 DEFAULT_RUNTIME_IMAGE = "registry.gitlab.com/mlgit/mlgit/serving-runtime"
 DEFAULT_CLI_IMAGE = "registry.gitlab.com/mlgit/mlgit/cli"
-DEFAULT_COMPONENT = "gitlab.com/mlgit/mlgit/model-pipeline"
+DEFAULT_COMPONENT = "gitlab.com/mlgit/ci/model-pipeline"
 
 
 class Strict(BaseModel):
@@ -307,7 +307,10 @@ class PipelineConfig(Strict):
     )
     component: str = Field(DEFAULT_COMPONENT, description="CI/CD component path (component mode).")
     version: str = Field(__version__, description="Pinned mlgit version: component and CLI image.")
-    cli_image: str = Field(DEFAULT_CLI_IMAGE, description="Image with mlgit, kubectl and buildah tools.")
+    cli_image: str = Field(
+        DEFAULT_CLI_IMAGE,
+        description="Image of the test, deploy and promote jobs: mlgit, kubectl, onnxruntime, pytest.",
+    )
 
 
 # --- root --------------------------------------------------------------------------------------

@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     endpoint = HttpEndpoint(args.url)
     try:
-        out.print(smoke_check(endpoint, load_project(args.directory), ready_timeout=args.timeout))
+        out.print(str(smoke_check(endpoint, load_project(args.directory), ready_timeout=args.timeout)))
     except MlgitError as error:
         print_error(error)
         return int(error.exit_code)
