@@ -9,7 +9,7 @@ import typer
 from typer.core import TyperGroup
 
 from mlgit import __version__
-from mlgit.commands import cluster, init, manifests, policy, promote, render, schema, serve, validate
+from mlgit.commands import build, cluster, init, manifests, policy, promote, render, schema, serve, validate
 from mlgit.errors import MlgitError
 
 
@@ -54,6 +54,7 @@ app.command("validate")(validate.validate)
 app.command("render")(render.render)
 app.command("schema")(schema.schema)
 app.command("serve")(serve.serve)
+app.command("build")(build.build)
 app.command("deploy")(cluster.deploy)
 app.command("destroy")(cluster.destroy)
 app.command("status")(cluster.status)
