@@ -12,23 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
-from mlgit.cluster import rollback as rollbacks
-from mlgit.cluster import rollout, smoke
-from mlgit.cluster.client import connect
-from mlgit.cluster.deploy import DeployOptions
-from mlgit.cluster.deploy import deploy as run_deploy
-from mlgit.cluster.destroy import destroy as run_destroy
-from mlgit.cluster.status import environment_status
-from mlgit.cluster.target import resolve
-from mlgit.config.load import load_project
-from mlgit.console import err, out
+from mlgit.commands.validate import DirArg
 from mlgit.errors import MlgitError
-from mlgit.manifests.pins import read_pin
 
-DirArg = typer.Argument(Path("."), help="Model repository (the folder holding mlgit.yaml).")
+# The cluster modules import the kubernetes client (0.5 s): imported inside each command, so that
+# `mlgit --help` and shell completion stay fast.
+
 EnvOpt = typer.Option(..., "--env", help="Environment from mlgit.yaml, or `review` with --slug.")
 SlugOpt = typer.Option(None, "--slug", help="Review app: the merge request's branch slug (with --env review).")
 ContextOpt = typer.Option(
@@ -55,6 +45,12 @@ def deploy(
     directory: Path = DirArg,
 ) -> None:
     """Apply an environment (server-side apply, prune), wait for the rollout, smoke-check it, print the URL."""
+    from mlgit.cluster import smoke
+    from mlgit.cluster.deploy import DeployOptions
+    from mlgit.cluster.deploy import deploy as run_deploy
+    from mlgit.cluster.target import resolve
+    from mlgit.config.load import load_project
+
     project = load_project(directory)
     target = resolve(project, env, slug, context)
     options = DeployOptions(
@@ -78,6 +74,14 @@ def destroy(
     directory: Path = DirArg,
 ) -> None:
     """Delete this model's objects in one environment (and its TLS secret); other apps are untouched."""
+    from rich.markup import escape
+
+    from mlgit.cluster.client import connect
+    from mlgit.cluster.destroy import destroy as run_destroy
+    from mlgit.cluster.target import resolve
+    from mlgit.config.load import load_project
+    from mlgit.console import out
+
     project = load_project(directory)
     target = resolve(project, env, slug, context)
     if target.production and not yes:
@@ -100,6 +104,13 @@ def status(
     directory: Path = DirArg,
 ) -> None:
     """Per environment: desired vs running digest, replicas, URL, certificate, last rollout."""
+    from mlgit.cluster.client import connect
+    from mlgit.cluster.status import environment_status
+    from mlgit.cluster.target import resolve
+    from mlgit.config.load import load_project
+    from mlgit.console import out
+    from mlgit.manifests.pins import read_pin
+
     project = load_project(directory)
     records = []
     for name in [env] if env else list(project.config.environments):
@@ -117,6 +128,11 @@ def status(
 
 
 def _table(records: list[dict[str, Any]]) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from mlgit.console import out
+
     table = Table("environment", "desired", "running", "ready", "url", "certificate", "rollout")
     for r in records:
         if "error" in r:
@@ -148,6 +164,15 @@ def rollback(
     directory: Path = DirArg,
 ) -> None:
     """Roll the Deployment back to an earlier revision (like `kubectl rollout undo`) and wait for it."""
+    from rich.markup import escape
+
+    from mlgit.cluster import rollback as rollbacks
+    from mlgit.cluster import rollout
+    from mlgit.cluster.client import connect
+    from mlgit.cluster.target import resolve
+    from mlgit.config.load import load_project
+    from mlgit.console import err, out
+
     project = load_project(directory)
     target = resolve(project, env, slug, context)
     cluster = connect(target.context)

@@ -7,8 +7,6 @@ from pathlib import Path
 import typer
 
 from mlgit.commands.validate import DirArg
-from mlgit.config.load import load_project
-from mlgit.manifests.build import build_env_yaml
 
 app = typer.Typer(no_args_is_help=True, help="Kubernetes manifests of the model repository (deploy/).")
 
@@ -28,4 +26,7 @@ def build(
     slug: str | None = typer.Option(None, "--slug", help="Review apps: the branch slug ($CI_ENVIRONMENT_SLUG)."),
 ) -> None:
     """Print the environment's manifests: its overlay built by `kubectl kustomize`."""
+    from mlgit.config.load import load_project
+    from mlgit.manifests.build import build_env_yaml
+
     typer.echo(build_env_yaml(load_project(directory), env, image=image, slug=slug), nl=False)

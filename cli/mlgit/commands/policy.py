@@ -6,12 +6,8 @@ from pathlib import Path
 import typer
 
 from mlgit.commands.validate import DirArg
-from mlgit.config.load import load_project
-from mlgit.console import err
 from mlgit.errors import ExitCode, MlgitError
-from mlgit.policy import report
-from mlgit.policy.check import run_check
-from mlgit.policy.inputs import environment_names
+from mlgit.policy.formats import Format
 
 app = typer.Typer(help="Check the generated manifests and pipeline against Rego policies.", no_args_is_help=True)
 
@@ -21,7 +17,7 @@ def check(
     directory: Path = DirArg,
     env: str | None = typer.Option(None, "--env", help="Check this environment only (or review)."),
     all_: bool = typer.Option(False, "--all", help="Check every environment, review and the pipeline (default)."),
-    fmt: report.Format = typer.Option("text", "--format", help="text, json, or junit (the pipeline's test report)."),
+    fmt: Format = typer.Option("text", "--format", help="text, json, or junit (the pipeline's test report)."),
     strict: bool = typer.Option(False, "--strict", help="Warnings fail the check too."),
     image: str | None = typer.Option(
         None,
@@ -36,6 +32,12 @@ def check(
     """Build each environment and evaluate mlgit's and the team's policies; exit 3 on a violation."""
     if env is not None and all_:
         raise MlgitError("--env and --all exclude each other", exit_code=ExitCode.USAGE)
+    from mlgit.config.load import load_project
+    from mlgit.console import err
+    from mlgit.policy import report
+    from mlgit.policy.check import run_check
+    from mlgit.policy.inputs import environment_names
+
     project = load_project(directory)
     names = environment_names(project, env)
     result = run_check(project, names, pipeline=env is None, today=dt.date.today(), image=image, inputs_dir=save_inputs)

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 from collections import defaultdict
-from typing import Any, Literal
+from typing import Any
 
 from mlgit.policy.check import CheckResult, Finding
-
-Format = Literal["text", "json", "junit"]
+from mlgit.policy.formats import Format
 
 
 def summary_line(result: CheckResult) -> str:
