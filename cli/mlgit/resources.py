@@ -1,4 +1,4 @@
-"""The one way to find what mlgit ships: pipelines/, manifests/, policies/, examples/ and serving_runtime/.
+"""The one way to find what mlgit ships: templates (pipelines, manifests, scaffold), policies, examples, runtime.
 
 In a wheel they are copied to mlgit/_templates/<kind>; in an editable install
 mlgit/_templates/<kind> is a symlink to the top-level folder of the checkout. Either way the
@@ -11,7 +11,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-ShippedKind = Literal["pipelines", "manifests", "policies", "examples", "serving_runtime"]
+ShippedKind = Literal["pipelines", "manifests", "policies", "examples", "scaffold", "serving_runtime"]
 
 
 def shipped_dir(kind: ShippedKind) -> Path:
