@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from mlgit.config.schema import Signature, TensorSpec
+from mlgit.config.serving import Signature, TensorSpec
 
 OIP_TO_NUMPY = {
     "BOOL": np.bool_, "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32, "UINT64": np.uint64,

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from mlgit.config.load import load_project
-from mlgit.config.schema import Signature, TensorSpec
+from mlgit.config.serving import Signature, TensorSpec
 from mlgit.policy.check import CheckResult
 from mlgit.promote.evidence import Evidence, commit_message, description, junit_summary
 from mlgit.promote.git import Git

@@ -9,7 +9,7 @@ from pathlib import Path
 import onnx
 from google.protobuf.message import DecodeError
 
-from mlgit.config.schema import Signature, TensorSpec
+from mlgit.config.serving import Signature, TensorSpec
 from mlgit.errors import Location, MlgitError
 
 # ONNX TensorProto element types -> Open Inference Protocol v2 datatypes.

@@ -1,11 +1,11 @@
-"""Constrained scalar types shared by the mlgit.yaml models."""
+"""The strict base model and the constrained scalar types shared by the mlgit.yaml sections."""
 
 from __future__ import annotations
 
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 DNS_NAME_RE = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$")
@@ -80,3 +80,9 @@ Datatype = Literal[
     "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
     "FP16", "FP32", "FP64", "BYTES",
 ]  # fmt: skip
+
+
+class Strict(BaseModel):
+    """Base of every section: unknown keys are errors, so a misspelt key never goes unnoticed."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)

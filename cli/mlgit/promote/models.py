@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlgit.config.onnx_model import read_onnx
-from mlgit.config.schema import Signature, TensorSpec
+from mlgit.config.serving import Signature, TensorSpec
 from mlgit.errors import MlgitError
 from mlgit.promote.git import SOURCE_COMMIT_TRAILER, Git
 

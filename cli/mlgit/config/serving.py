@@ -1,0 +1,167 @@
+"""The mlgit.yaml sections of what runs: the model, how it is served, and the image it is baked into."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from mlgit import __version__
+from mlgit.config.types import Datatype, DnsLabel, PositiveInt, Quantity, Strict, quantity_value
+
+DEFAULT_RUNTIME_IMAGE = "registry.gitlab.com/mlgit/mlgit/serving-runtime"
+
+
+# --- model -------------------------------------------------------------------------------------
+
+
+class TensorSpec(Strict):
+    name: str = Field(description="Tensor name, exactly as in the ONNX graph.")
+    datatype: Datatype = Field(description="Open Inference Protocol v2 datatype, e.g. FP32, INT64, BYTES.")
+    shape: list[int] = Field(description="Dimensions; -1 marks a dynamic dimension (e.g. the batch).")
+
+    @model_validator(mode="after")
+    def _dims(self) -> TensorSpec:
+        if any(d < -1 or d == 0 for d in self.shape):
+            raise ValueError(f"shape: {self.shape}: each dimension is a positive size or -1 (dynamic)")
+        return self
+
+
+class Signature(Strict):
+    inputs: list[TensorSpec] = Field(min_length=1, description="Model inputs, in graph order.")
+    outputs: list[TensorSpec] = Field(min_length=1, description="Model outputs, in graph order.")
+
+
+class SampleConfig(Strict):
+    path: str = Field(
+        "model/sample.json",
+        description="OIP v2 request plus `expected_outputs` (docs/contracts.md); used by tests, warm-up "
+        "and smoke checks.",
+    )
+    rtol: float = Field(1e-4, ge=0, description="Relative tolerance for floating-point expected outputs.")
+    atol: float = Field(1e-5, ge=0, description="Absolute tolerance for floating-point expected outputs.")
+
+
+class ModelConfig(Strict):
+    path: str = Field("model/model.onnx", description="Path of the .onnx file, relative to mlgit.yaml.")
+    version: str = Field(
+        "1", pattern=r"^[0-9]+$", description="Model version served (a directory name in the runtime)."
+    )
+    signature: Signature | None = Field(
+        None,
+        description="Declared inputs/outputs. Checked against the ONNX file; read from it when omitted.",
+    )
+    sample: SampleConfig = Field(default_factory=SampleConfig)
+
+
+# --- serving -----------------------------------------------------------------------------------
+
+
+class ProviderConfig(Strict):
+    name: Literal["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"] = Field(
+        description="onnxruntime execution provider."
+    )
+    options: dict[str, Any] = Field(default_factory=dict, description="Provider options passed to onnxruntime.")
+
+
+class BatchingConfig(Strict):
+    enabled: bool = Field(True, description="Adaptive batching: concatenate concurrent requests.")
+    max_batch_size: PositiveInt = Field(32, description="Most rows in one onnxruntime call.")
+    max_delay_ms: float = Field(2.0, ge=0, description="Longest a request waits for batch-mates (ms).")
+    max_queue_size: PositiveInt = Field(1024, description="Queued requests beyond this get 503.")
+
+
+class ThreadsConfig(Strict):
+    intra_op: int = Field(0, ge=0, description="onnxruntime intra-op threads (0: its default).")
+    inter_op: int = Field(0, ge=0, description="onnxruntime inter-op threads (0: its default).")
+
+
+class ResourceAmounts(Strict):
+    cpu: Quantity | None = Field(None, description="CPU quantity, e.g. 500m or 2.")
+    memory: Quantity | None = Field(None, description="Memory quantity, e.g. 512Mi or 4Gi.")
+
+
+class ResourcesConfig(Strict):
+    requests: ResourceAmounts = Field(default_factory=lambda: ResourceAmounts(cpu="500m", memory="512Mi"))
+    limits: ResourceAmounts = Field(default_factory=lambda: ResourceAmounts(cpu="2", memory="2Gi"))
+
+    @model_validator(mode="after")
+    def _requests_within_limits(self) -> ResourcesConfig:
+        for kind in ("cpu", "memory"):
+            want, cap = getattr(self.requests, kind), getattr(self.limits, kind)
+            if want and cap and quantity_value(want) > quantity_value(cap):
+                # the API server rejects such a pod; say so now rather than at deploy time
+                raise ValueError(f"requests.{kind}: {want} is more than limits.{kind} ({cap})")
+        return self
+
+
+class Toleration(Strict):
+    key: str
+    operator: Literal["Exists", "Equal"] = "Exists"
+    value: str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+
+
+class ServingConfig(Strict):
+    device: Literal["cpu", "gpu"] = Field("cpu", description="cpu: onnxruntime; gpu: onnxruntime-gpu on CUDA.")
+    gpus: int | None = Field(None, ge=0, description="nvidia.com/gpu per replica (gpu models; default 1).")
+    providers: list[ProviderConfig] | None = Field(
+        None, description="Ordered execution providers; default from `device`."
+    )
+    allow_cpu_fallback: bool = Field(
+        False, description="Let a GPU model become ready on CPU when CUDA is unavailable (default: refuse)."
+    )
+    batching: BatchingConfig = Field(default_factory=BatchingConfig)
+    threads: ThreadsConfig = Field(default_factory=ThreadsConfig)
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
+    port: int = Field(8080, ge=1024, le=65535, description="Container port (non-root: >= 1024).")
+    max_request_bytes: PositiveInt = Field(64 * 1024 * 1024, description="Largest accepted request body.")
+    drain_seconds: PositiveInt = Field(
+        20, description="On SIGTERM, how long in-flight and queued requests may take to finish."
+    )
+    node_selector: dict[str, str] = Field(default_factory=dict, description="Pod nodeSelector.")
+    tolerations: list[Toleration] | None = Field(
+        None, description="Pod tolerations; gpu models default to tolerating nvidia.com/gpu taints."
+    )
+    metrics_namespaces: list[DnsLabel] = Field(
+        default_factory=lambda: ["monitoring"],
+        description="Namespaces whose Prometheus may scrape /metrics (NetworkPolicy).",
+    )
+    service_monitor: bool = Field(False, description="Also emit a prometheus-operator ServiceMonitor (needs its CRDs).")
+
+    @model_validator(mode="after")
+    def _device_defaults(self) -> ServingConfig:
+        if self.device == "cpu":
+            if self.gpus:
+                raise ValueError(f"gpus: {self.gpus} on a CPU model; set serving.device: gpu or remove serving.gpus")
+            self.gpus = 0
+        elif self.gpus is None:
+            self.gpus = 1
+        elif self.gpus == 0:
+            raise ValueError("gpus: 0 on a GPU model; a GPU model needs at least one GPU")
+        if self.providers is None:
+            cuda = [ProviderConfig(name="CUDAExecutionProvider", options={"device_id": 0})]
+            self.providers = [
+                *(cuda if self.device == "gpu" else []),
+                ProviderConfig(name="CPUExecutionProvider"),
+            ]
+        if self.tolerations is None:
+            gpu_taint = Toleration(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule")
+            self.tolerations = [gpu_taint] if self.device == "gpu" else []
+        return self
+
+
+# --- image -------------------------------------------------------------------------------------
+
+
+class ImageConfig(Strict):
+    repository: str = Field(
+        pattern=r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._/-][a-z0-9]+)*)*$",
+        description="Where the model image is pushed, e.g. registry.gitlab.com/group/project.",
+    )
+    runtime: str = Field(DEFAULT_RUNTIME_IMAGE, description="Serving runtime image the model image builds on.")
+    runtime_version: str = Field(__version__, description="Runtime version; the tag is <version>-<cpu|gpu>.")
+
+    @property
+    def registry(self) -> str:
+        return self.repository.split("/", 1)[0]
