@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,8 +13,9 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
-from mlgit import render
+from mlgit import __version__, render
 from mlgit.config.load import load_project
+from mlgit.config.schema import DEFAULT_COMPONENT
 from mlgit.config.yamlio import dump_yaml, read_yaml
 from mlgit.pipelines.render import component_path
 
@@ -97,3 +101,81 @@ def check_jsonschema(*files: Path) -> subprocess.CompletedProcess[str]:
     argv = [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.gitlab-ci"]
     argv += ["--data-transform", "gitlab-ci"]
     return subprocess.run([*argv, *map(str, files)], capture_output=True, text=True, check=False)
+
+
+DEFAULT_BRANCH = "trunk"
+REMOTE = "git@gitlab.example.com:ml/model.git"
+# "gitlab.com/mlgit/ci/model-pipeline" -> the catalog project "mlgit/ci"
+COMPONENT_PROJECT = DEFAULT_COMPONENT.split("/", 1)[1].rsplit("/", 1)[0]
+
+
+class Pipeline:
+    """A copy of a model repository as a git checkout gitlab-ci-local can list pipelines for."""
+
+    def __init__(self, source: Path, work: Path, gitlab_ci_local: str) -> None:
+        self.repo = work / "repo"
+        self.gitlab_ci_local = gitlab_ci_local
+        shutil.copytree(source, self.repo)
+        origin = work / "origin.git"
+        # The component project, served from a local repository at the version the pipeline pins.
+        component = work / "component"
+        (component / "templates").mkdir(parents=True)
+        shutil.copy(component_path(), component / "templates" / component_path().name)
+        self.env = {
+            **os.environ,
+            "GIT_AUTHOR_NAME": "t",
+            "GIT_AUTHOR_EMAIL": "t@example.com",
+            "GIT_COMMITTER_NAME": "t",
+            "GIT_COMMITTER_EMAIL": "t@example.com",
+            "GIT_CONFIG_COUNT": "1",
+            "GIT_CONFIG_KEY_0": f"url.{component}/.git.insteadOf",
+            "GIT_CONFIG_VALUE_0": f"ssh://git@gitlab.example.com:22/{COMPONENT_PROJECT}.git",
+        }
+        self.git("init", "-q", "-b", "main", cwd=component)
+        self.git("add", "-A", cwd=component)
+        self.git("commit", "-qm", "component", cwd=component)
+        self.git("tag", __version__, cwd=component)
+        self.git("init", "-q", "--bare", str(origin))
+        self.git("init", "-q", "-b", DEFAULT_BRANCH)
+        self.git("add", "-A")
+        self.git("commit", "-qm", "model repository")
+        self.git("remote", "add", "origin", str(origin))
+        self.git("remote", "add", "gcl-origin", REMOTE)
+        self.git("push", "-q", "origin", DEFAULT_BRANCH)
+        self.git("remote", "set-head", "origin", DEFAULT_BRANCH)
+
+    def git(self, *args: str, cwd: Path | None = None) -> str:
+        result = subprocess.run(["git", *args], cwd=cwd or self.repo, env=self.env, capture_output=True, text=True)
+        assert result.returncode == 0, f"git {' '.join(args)}: {result.stderr}"
+        return result.stdout.strip()
+
+    def commit_change(self, path: str) -> None:
+        """Commit a change to `path` on top of what origin has: rules:changes then sees exactly it."""
+        self.git("update-ref", f"refs/remotes/origin/{DEFAULT_BRANCH}", "HEAD")
+        target = self.repo / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open("a", encoding="utf-8") as handle:
+            handle.write("\n# changed\n")
+        self.git("add", "-A")
+        self.git("commit", "-qm", f"change {path}")
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        argv = [self.gitlab_ci_local, "--json-schema-validation=false", *args]
+        return subprocess.run(argv, cwd=self.repo, env=self.env, capture_output=True, text=True, timeout=120)
+
+    def listed(self, variables: list[str] = (), unset: list[str] = ()) -> dict[str, str]:
+        args = [a for v in variables for a in ("--variable", v)] + [a for u in unset for a in ("--unset-variable", u)]
+        overridden = [v.split("=", 1)[0] for v in variables]
+        if overridden:  # on purpose: that is how each situation is made
+            args += ["--ignore-predefined-vars", ",".join(overridden)]
+        result = self.run("--list-json", *args)
+        assert result.returncode == 0, result.stderr + result.stdout
+        listed: list[dict[str, Any]] = json.loads(result.stdout[re.search(r"^\[", result.stdout, re.M).start() :])
+        return {job["name"]: job["when"] for job in listed if job["when"] != "never"}
+
+    def preview(self) -> dict[str, dict[str, Any]]:
+        from ruamel.yaml import YAML
+
+        result = self.run("--preview")
+        assert result.returncode == 0, result.stderr + result.stdout
+        return jobs(YAML(typ="safe", pure=True).load(result.stdout[result.stdout.index("---") :]))

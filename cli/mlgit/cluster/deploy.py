@@ -33,7 +33,8 @@ class DeployOptions:
     dry_run: bool = False
     wait: bool = True
     rollback: bool = True
-    smoke: EndpointFactory | None = None  # None: no smoke check (--skip-smoke)
+    smoke: EndpointFactory | None = None  # None: no smoke check, for the reason below
+    smoke_skipped_by: str = "--skip-smoke"  # what turned the smoke check off, for the message
     dotenv: Path | None = None  # where to record the deploy for later pipeline jobs (promotion evidence)
 
 
@@ -116,9 +117,12 @@ def _fail(
     return MlgitError(f"{name}; rolled back to revision {to}", "the previous version is serving again")
 
 
-def _record(path: Path, image: str, result: SmokeResult) -> None:
-    """A GitLab dotenv report: `mlgit promote` in a later job reads these as evidence."""
-    write_atomic(path, f"MLGIT_DEPLOYED_IMAGE={image}\nMLGIT_SMOKE_LATENCY_MS={result.latency_ms:.1f}\n")
+def _record(path: Path, image: str, result: SmokeResult | None) -> None:
+    """A GitLab dotenv report: `mlgit promote` in a later job reads these as evidence.
+
+    Without a smoke check there is no latency to report: promote then says it was not recorded."""
+    latency = f"MLGIT_SMOKE_LATENCY_MS={result.latency_ms:.1f}\n" if result is not None else ""
+    write_atomic(path, f"MLGIT_DEPLOYED_IMAGE={image}\n{latency}")
 
 
 def deploy(project: Project, target: Target, options: DeployOptions) -> None:
@@ -145,14 +149,18 @@ def deploy(project: Project, target: Target, options: DeployOptions) -> None:
     attempt = _Attempt(name, before, changed)
     try:
         err.print(f"rollout: {escape(rollout.wait_for_rollout(cluster, target.namespace, name, options.timeout))}")
-        if options.smoke is not None:
+        result = None
+        if options.smoke is None:
+            skipped = f"smoke check skipped ({options.smoke_skipped_by}): the sample request was not sent"
+            out.print(f"[yellow]{escape(skipped)}[/]")
+        else:
             live = cluster.get("apps/v1", "Deployment", name, target.namespace)
             assert live is not None  # the rollout just completed
             with options.smoke(cluster, live) as endpoint:
                 result = smoke_check(endpoint, project)
             out.print(escape(str(result)))
-            if options.dotenv is not None:
-                _record(options.dotenv, image, result)
+        if options.dotenv is not None:
+            _record(options.dotenv, image, result)
     except MlgitError as failure:
         raise _fail(cluster, target, options, attempt, failure) from None
     where = url_of(objects) or f"service in namespace {target.namespace} (no public route)"

@@ -7,6 +7,7 @@ is an MlgitError: a message, a hint, exit code 1.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,22 @@ ContextOpt = typer.Option(
     None, "--context", help="Kubernetes context (default: mlgit.yaml kube_context, then current)."
 )
 TimeoutOpt = typer.Option(600.0, "--timeout", help="Seconds to wait for the rollout or the deletion.", min=1)
+# Set in CI/CD variables where the deploy token lacks pods/portforward, without editing the generated jobs.
+SKIP_SMOKE_ENV = "MLGIT_DEPLOY_SKIP_SMOKE"
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
+
+
+def smoke_skipped_by(flag: bool) -> str | None:
+    """What turns the smoke check off: the --skip-smoke flag, else MLGIT_DEPLOY_SKIP_SMOKE; None: run it."""
+    if flag:
+        return "--skip-smoke"
+    value = os.environ.get(SKIP_SMOKE_ENV, "")
+    if value.strip().lower() in _TRUE:
+        return f"{SKIP_SMOKE_ENV}={value}"
+    if value.strip().lower() in _FALSE:
+        return None
+    # A typo must not silently run (or skip) the check the user meant to control.
+    raise MlgitError(f"{SKIP_SMOKE_ENV}={value!r} is not a yes/no value", "set it to 1 to skip the smoke check, or 0")
 
 
 def deploy(
@@ -38,9 +55,15 @@ def deploy(
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the diff against the cluster; change nothing."),
     wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait for the rollout and smoke-check it."),
     rollback: bool = typer.Option(True, "--rollback/--no-rollback", help="Roll back when the rollout fails."),
-    skip_smoke: bool = typer.Option(False, "--skip-smoke", help="Skip the sample request (needs pods/portforward)."),
+    skip_smoke: bool = typer.Option(
+        False,
+        "--skip-smoke",
+        help=f"Skip the sample request, which needs RBAC pods/portforward; {SKIP_SMOKE_ENV}=1 does the same.",
+    ),
     dotenv: Path | None = typer.Option(
-        None, "--dotenv", help="Write MLGIT_DEPLOYED_IMAGE and MLGIT_SMOKE_LATENCY_MS here (a GitLab dotenv report)."
+        None,
+        "--dotenv",
+        help="Write MLGIT_DEPLOYED_IMAGE, and MLGIT_SMOKE_LATENCY_MS unless skipped, here (a GitLab dotenv report).",
     ),
     directory: Path = DirArg,
 ) -> None:
@@ -51,6 +74,7 @@ def deploy(
     from mlgit.cluster.target import resolve
     from mlgit.config.load import load_project
 
+    skipped_by = smoke_skipped_by(skip_smoke)
     project = load_project(directory)
     target = resolve(project, env, slug, context)
     options = DeployOptions(
@@ -59,7 +83,8 @@ def deploy(
         dry_run=dry_run,
         wait=wait,
         rollback=rollback,
-        smoke=None if skip_smoke else smoke.open_endpoint,
+        smoke=None if skipped_by else smoke.open_endpoint,
+        smoke_skipped_by=skipped_by or "",
         dotenv=dotenv,
     )
     run_deploy(project, target, options)
