@@ -7,15 +7,16 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import orjson
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from . import __version__
-from .errors import ServingError
+from .errors import ServingError, error_response
+from .fast_path import InferEndpoint, match_infer, serve_infer
 from .http_infer import add_inference_routes
 from .http_meta import add_meta_routes
 from .settings import ServerSettings
@@ -24,29 +25,36 @@ from .state import ServingState
 logger = logging.getLogger(__name__)
 
 
-def _error(message: str, status_code: int, headers: dict[str, str] | None = None) -> Response:
-    # OIP v2 clients (tritonclient among them) read errors from {"error": ...}, not FastAPI's {"detail": ...}.
-    return Response(orjson.dumps({"error": message}), status_code=status_code, headers=headers,
-                    media_type="application/json")
+class _ServingApp(FastAPI):
+    """FastAPI, except that inference requests skip its middleware stack (see fast_path.py)."""
+
+    infer_endpoint: InferEndpoint | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        target = match_infer(scope) if self.infer_endpoint is not None else None
+        if target is None:
+            await super().__call__(scope, receive, send)
+        else:
+            await serve_infer(self.infer_endpoint, target, scope, receive, send)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
     async def serving_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ServingError)
-        return _error(exc.message, exc.status_code, exc.headers)
+        return error_response(exc.message, exc.status_code, exc.headers)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        return _error(str(exc.detail), exc.status_code, exc.headers)
+        return error_response(str(exc.detail), exc.status_code, exc.headers)
 
     async def validation_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        return _error(problems, 400)
+        return error_response(problems, 400)
 
     async def unexpected_error(request: Request, exc: Exception) -> Response:
         logger.error("unhandled error", exc_info=exc, extra={"path": request.url.path})
-        return _error("internal server error", 500)
+        return error_response("internal server error", 500)
 
     app.add_exception_handler(ServingError, serving_error)
     app.add_exception_handler(HTTPException, http_error)
@@ -69,7 +77,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         await asyncio.gather(loading, return_exceptions=True)
         await state.repository.unload_all()
 
-    app = FastAPI(
+    app = _ServingApp(
         title="mlgit serving runtime",
         version=__version__,
         description="Open Inference Protocol v2 (REST) for ONNX models, with the binary tensor data extension.",
@@ -78,6 +86,6 @@ def create_app(settings: ServerSettings) -> FastAPI:
     )
     app.state.serving = state
     _install_error_handlers(app)
-    add_inference_routes(app, state)  # first: the router tries routes in order
+    app.infer_endpoint = add_inference_routes(app, state)  # first: the router tries routes in order
     add_meta_routes(app, state)
     return app

@@ -26,9 +26,7 @@ def split_body(body: bytes, header_length: str | None) -> tuple[Any, memoryview]
                 f"Inference-Header-Content-Length must be an integer, got {header_length[:40]!r}"
             ) from None
         if not 0 < length <= len(body):
-            raise BadRequest(
-                f"Inference-Header-Content-Length is {length} but the body has {len(body)} bytes"
-            )
+            raise BadRequest(f"Inference-Header-Content-Length is {length} but the body has {len(body)} bytes")
         json_part, binary = view[:length], view[length:]
     try:
         return orjson.loads(json_part), binary

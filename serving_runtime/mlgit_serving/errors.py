@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import orjson
+from starlette.responses import Response
+
 
 class ServingError(Exception):
     """An error the client sees as `{"error": message}` with `status_code`."""
@@ -45,3 +48,10 @@ class ModelLoadError(Exception):
 
 class RepositoryError(Exception):
     """The model repository itself is unusable (missing, empty): the server cannot start."""
+
+
+def error_response(message: str, status_code: int, headers: dict[str, str] | None = None) -> Response:
+    """OIP v2 clients (tritonclient among them) read errors from {"error": ...}, not FastAPI's {"detail": ...}."""
+    return Response(
+        orjson.dumps({"error": message}), status_code=status_code, headers=headers, media_type="application/json"
+    )

@@ -47,7 +47,8 @@ class _RawRoute(APIRoute):
         return handler
 
 
-def add_inference_routes(app: FastAPI, state: ServingState) -> None:
+def add_inference_routes(app: FastAPI, state: ServingState) -> Callable[..., Coroutine[Any, Any, Response]]:
+    """Register the inference routes (documented in OpenAPI); returns their endpoint for fast_path.py."""
     repository = state.repository
     audit = state.audit
     access_log = state.settings.access_log
@@ -71,7 +72,9 @@ def add_inference_routes(app: FastAPI, state: ServingState) -> None:
                 arrays = await mv.runner.infer(decoded.inputs, names)
                 specs = mv.signature.outputs
                 content, response_header_length = encode_response(
-                    model_name, mv.version, request_id,
+                    model_name,
+                    mv.version,
+                    request_id,
                     [(name, specs[name].datatype, arrays[name], binary) for name, binary in decoded.outputs],
                 )
             status = 200
@@ -79,8 +82,13 @@ def add_inference_routes(app: FastAPI, state: ServingState) -> None:
             status = exc.status_code
             logger.warning(
                 "inference request failed",
-                extra={"request_id": request_id or request.headers.get("x-request-id"), "model": model_name,
-                       "version": mv.version, "status": status, "error": exc.message},
+                extra={
+                    "request_id": request_id or request.headers.get("x-request-id"),
+                    "model": model_name,
+                    "version": mv.version,
+                    "status": status,
+                    "error": exc.message,
+                },
             )
             raise
         finally:
@@ -88,30 +96,60 @@ def add_inference_routes(app: FastAPI, state: ServingState) -> None:
             metrics.count(status)
             metrics.request_duration.observe(elapsed)
             if access_log:
-                logger.info("inference request", extra={
-                    "request_id": request_id, "model": model_name, "version": mv.version, "status": status,
-                    "duration_ms": round(elapsed * 1000, 3)})
+                logger.info(
+                    "inference request",
+                    extra={
+                        "request_id": request_id,
+                        "model": model_name,
+                        "version": mv.version,
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 3),
+                    },
+                )
         if audit.sampled():
-            audit.record(request_id=request_id, model=model_name, version=mv.version, status=status,
-                         request=body, request_header_length=int(header_length) if header_length else None,
-                         response=content, response_header_length=response_header_length)
+            audit.record(
+                request_id=request_id,
+                model=model_name,
+                version=mv.version,
+                status=status,
+                request=body,
+                request_header_length=int(header_length) if header_length else None,
+                response=content,
+                response_header_length=response_header_length,
+            )
         if response_header_length is None:
             return Response(content, media_type="application/json")
-        return Response(content, media_type="application/octet-stream",
-                        headers={"Inference-Header-Content-Length": str(response_header_length)})
+        return Response(
+            content,
+            media_type="application/octet-stream",
+            headers={"Inference-Header-Content-Length": str(response_header_length)},
+        )
 
     extra = {
         "requestBody": {"required": True, "content": {"application/json": {"schema": openapi.INFERENCE_REQUEST}}},
-        "parameters": [{
-            "name": "Inference-Header-Content-Length", "in": "header", "required": False,
-            "schema": {"type": "integer", "minimum": 1},
-            "description": "Length of the JSON header when binary tensor data follows it.",
-        }],
+        "parameters": [
+            {
+                "name": "Inference-Header-Content-Length",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "integer", "minimum": 1},
+                "description": "Length of the JSON header when binary tensor data follows it.",
+            }
+        ],
     }
-    responses = {200: openapi.json_body(openapi.INFERENCE_RESPONSE, "Inference result"),
-                 **openapi.errors(400, 404, 413, 415, 503)}
+    responses = {
+        200: openapi.json_body(openapi.INFERENCE_RESPONSE, "Inference result"),
+        **openapi.errors(400, 404, 413, 415, 503),
+    }
     for suffix in ("", "/versions/{model_version}"):
         app.router.add_api_route(
-            f"/v2/models/{{model_name}}{suffix}/infer", infer, methods=["POST"], tags=["inference"],
-            summary="Inference", openapi_extra=extra, responses=responses, route_class_override=_RawRoute,
+            f"/v2/models/{{model_name}}{suffix}/infer",
+            infer,
+            methods=["POST"],
+            tags=["inference"],
+            summary="Inference",
+            openapi_extra=extra,
+            responses=responses,
+            route_class_override=_RawRoute,
         )
+    return infer

@@ -50,20 +50,45 @@ def add_meta_routes(app: FastAPI, state: ServingState) -> None:
         return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     ok = {"type": "object", "additionalProperties": True}
-    app.add_api_route("/v2", server_metadata, methods=["GET"], tags=["server"], summary="Server metadata",
-                      responses={200: openapi.json_body(openapi.SERVER_METADATA, "Server metadata")})
-    app.add_api_route("/v2/health/live", live, methods=["GET"], tags=["health"], summary="Liveness",
-                      responses={200: openapi.json_body(ok, "Live")})
-    app.add_api_route("/v2/health/ready", ready, methods=["GET"], tags=["health"], summary="Readiness",
-                      responses={200: openapi.json_body(ok, "Ready"), **openapi.errors(503)})
+    app.add_api_route(
+        "/v2",
+        server_metadata,
+        methods=["GET"],
+        tags=["server"],
+        summary="Server metadata",
+        responses={200: openapi.json_body(openapi.SERVER_METADATA, "Server metadata")},
+    )
+    app.add_api_route(
+        "/v2/health/live",
+        live,
+        methods=["GET"],
+        tags=["health"],
+        summary="Liveness",
+        responses={200: openapi.json_body(ok, "Live")},
+    )
+    app.add_api_route(
+        "/v2/health/ready",
+        ready,
+        methods=["GET"],
+        tags=["health"],
+        summary="Readiness",
+        responses={200: openapi.json_body(ok, "Ready"), **openapi.errors(503)},
+    )
     for suffix in ("", "/versions/{model_version}"):
         app.add_api_route(
-            f"/v2/models/{{model_name}}{suffix}", model_metadata, methods=["GET"], tags=["models"],
+            f"/v2/models/{{model_name}}{suffix}",
+            model_metadata,
+            methods=["GET"],
+            tags=["models"],
             summary="Model metadata",
             responses={200: openapi.json_body(openapi.MODEL_METADATA, "Model metadata"), **openapi.errors(404)},
         )
         app.add_api_route(
-            f"/v2/models/{{model_name}}{suffix}/ready", model_ready, methods=["GET"], tags=["models"],
-            summary="Model readiness", responses={200: openapi.json_body(ok, "Ready"), **openapi.errors(404, 503)},
+            f"/v2/models/{{model_name}}{suffix}/ready",
+            model_ready,
+            methods=["GET"],
+            tags=["models"],
+            summary="Model readiness",
+            responses={200: openapi.json_body(ok, "Ready"), **openapi.errors(404, 503)},
         )
     app.add_route("/metrics", metrics, methods=["GET"], include_in_schema=False)

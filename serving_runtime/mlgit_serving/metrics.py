@@ -21,28 +21,42 @@ class ServingMetrics:
             "mlgit_inference_requests", "Inference requests by HTTP status.", (*_LABELS, "status"), registry=r
         )
         self.request_duration = Histogram(
-            "mlgit_inference_request_duration_seconds", "Time from request arrival to response.",
-            _LABELS, buckets=_LATENCY_BUCKETS, registry=r,
+            "mlgit_inference_request_duration_seconds",
+            "Time from request arrival to response.",
+            _LABELS,
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
         )
         self.queue_duration = Histogram(
-            "mlgit_inference_queue_duration_seconds", "Time a request waited before its computation began.",
-            _LABELS, buckets=_LATENCY_BUCKETS, registry=r,
+            "mlgit_inference_queue_duration_seconds",
+            "Time a request waited before its computation began.",
+            _LABELS,
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
         )
         self.compute_duration = Histogram(
-            "mlgit_inference_compute_duration_seconds", "Time onnxruntime spent per execution (one batch).",
-            _LABELS, buckets=_LATENCY_BUCKETS, registry=r,
+            "mlgit_inference_compute_duration_seconds",
+            "Time onnxruntime spent per execution (one batch).",
+            _LABELS,
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
         )
         self.batch_size = Histogram(
-            "mlgit_inference_batch_size", "Rows per onnxruntime execution.", _LABELS,
-            buckets=_BATCH_BUCKETS, registry=r,
+            "mlgit_inference_batch_size",
+            "Rows per onnxruntime execution.",
+            _LABELS,
+            buckets=_BATCH_BUCKETS,
+            registry=r,
         )
         self.pending = Gauge(
             "mlgit_inference_pending_requests", "Requests admitted and not yet answered.", _LABELS, registry=r
         )
         self.ready = Gauge("mlgit_model_ready", "1 when the model version serves requests.", _LABELS, registry=r)
         self.provider = Gauge(
-            "mlgit_model_execution_provider", "1 for each execution provider a model version's session uses.",
-            (*_LABELS, "provider"), registry=r,
+            "mlgit_model_execution_provider",
+            "1 for each execution provider a model version's session uses.",
+            (*_LABELS, "provider"),
+            registry=r,
         )
 
     def for_version(self, model: str, version: str) -> VersionMetrics:

@@ -82,9 +82,7 @@ class OnnxModel:
             logger.exception("inference failed", extra={"model": self.name, "version": self.version})
             raise ServingError(f"inference failed: {exc}") from exc
 
-    async def predict(
-        self, inputs: dict[str, np.ndarray], output_names: list[str]
-    ) -> tuple[list[np.ndarray], float]:
+    async def predict(self, inputs: dict[str, np.ndarray], output_names: list[str]) -> tuple[list[np.ndarray], float]:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self.run, inputs, output_names)
 

@@ -59,8 +59,9 @@ class ModelVersion:
     def fail(self, reason: str) -> None:
         self.state, self.reason = "failed", reason
         self.metrics.ready.set(0)
-        logger.error("model version failed to load", extra={"model": self.name, "version": self.version,
-                                                            "reason": reason})
+        logger.error(
+            "model version failed to load", extra={"model": self.name, "version": self.version, "reason": reason}
+        )
 
     async def load(self, settings: ModelSettings, sample: dict[str, Any] | None) -> None:
         self.settings = settings
@@ -78,8 +79,10 @@ class ModelVersion:
             return
         batching = settings.batching
         if batching.enabled and not signature.batchable:
-            logger.warning("batching disabled: not every input and output has a dynamic first dimension",
-                           extra={"model": self.name, "version": self.version})
+            logger.warning(
+                "batching disabled: not every input and output has a dynamic first dimension",
+                extra={"model": self.name, "version": self.version},
+            )
         if batching.enabled and signature.batchable:
             self.runner = AdaptiveBatcher(model, self.metrics, batching)
         else:
@@ -90,8 +93,10 @@ class ModelVersion:
         self.metrics.set_providers(model.active_providers)
         self.metrics.ready.set(1)
         self.state = "ready"
-        logger.info("model version ready", extra={"model": self.name, "version": self.version,
-                                                  "providers": model.active_providers})
+        logger.info(
+            "model version ready",
+            extra={"model": self.name, "version": self.version, "providers": model.active_providers},
+        )
 
     async def _warm_up(self, model: OnnxModel, signature: Signature, sample: dict[str, Any] | None) -> None:
         try:
@@ -129,5 +134,11 @@ class ModelVersion:
             parameters["batching"] = settings.batching.model_dump()
         if self.model is not None and self.model.active_providers:
             parameters["execution_providers"] = self.model.active_providers
-        return {"name": self.name, "versions": all_versions, "platform": "onnxruntime_onnx",
-                "inputs": inputs, "outputs": outputs, "parameters": parameters}
+        return {
+            "name": self.name,
+            "versions": all_versions,
+            "platform": "onnxruntime_onnx",
+            "inputs": inputs,
+            "outputs": outputs,
+            "parameters": parameters,
+        }

@@ -8,14 +8,30 @@ _PARAMETERS = {"type": "object", "additionalProperties": True}
 _SHAPE = {"type": "array", "items": {"type": "integer", "minimum": 0}}
 _DATATYPE = {
     "type": "string",
-    "enum": ["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
-             "FP16", "FP32", "FP64", "BYTES"],
+    "enum": [
+        "BOOL",
+        "UINT8",
+        "UINT16",
+        "UINT32",
+        "UINT64",
+        "INT8",
+        "INT16",
+        "INT32",
+        "INT64",
+        "FP16",
+        "FP32",
+        "FP64",
+        "BYTES",
+    ],
 }
 _TENSOR_METADATA = {
     "type": "object",
     "required": ["name", "datatype", "shape"],
-    "properties": {"name": {"type": "string"}, "datatype": _DATATYPE,
-                   "shape": {"type": "array", "items": {"type": "integer"}}},
+    "properties": {
+        "name": {"type": "string"},
+        "datatype": _DATATYPE,
+        "shape": {"type": "array", "items": {"type": "integer"}},
+    },
 }
 ERROR = {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}
 
@@ -41,8 +57,11 @@ INFERENCE_REQUEST: dict[str, Any] = {
         },
         "outputs": {
             "type": "array",
-            "items": {"type": "object", "required": ["name"],
-                      "properties": {"name": {"type": "string"}, "parameters": _PARAMETERS}},
+            "items": {
+                "type": "object",
+                "required": ["name"],
+                "properties": {"name": {"type": "string"}, "parameters": _PARAMETERS},
+            },
         },
     },
 }
@@ -59,8 +78,13 @@ INFERENCE_RESPONSE: dict[str, Any] = {
             "items": {
                 "type": "object",
                 "required": ["name", "datatype", "shape"],
-                "properties": {"name": {"type": "string"}, "datatype": _DATATYPE, "shape": _SHAPE,
-                               "parameters": _PARAMETERS, "data": {"type": "array"}},
+                "properties": {
+                    "name": {"type": "string"},
+                    "datatype": _DATATYPE,
+                    "shape": _SHAPE,
+                    "parameters": _PARAMETERS,
+                    "data": {"type": "array"},
+                },
             },
         },
     },
@@ -82,8 +106,11 @@ MODEL_METADATA: dict[str, Any] = {
 SERVER_METADATA: dict[str, Any] = {
     "type": "object",
     "required": ["name", "version", "extensions"],
-    "properties": {"name": {"type": "string"}, "version": {"type": "string"},
-                   "extensions": {"type": "array", "items": {"type": "string"}}},
+    "properties": {
+        "name": {"type": "string"},
+        "version": {"type": "string"},
+        "extensions": {"type": "array", "items": {"type": "string"}},
+    },
 }
 
 
@@ -92,6 +119,11 @@ def json_body(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    texts = {400: "Bad request", 404: "Unknown model or version", 413: "Body too large",
-             415: "Unsupported Content-Encoding", 503: "Not ready or overloaded (see Retry-After)"}
+    texts = {
+        400: "Bad request",
+        404: "Unknown model or version",
+        413: "Body too large",
+        415: "Unsupported Content-Encoding",
+        503: "Not ready or overloaded (see Retry-After)",
+    }
     return {status: json_body(ERROR, texts[status]) for status in statuses}

@@ -72,16 +72,13 @@ class ModelRepository:
 
     def discover(self) -> None:
         for directory in scan(self.root):
-            names = sorted(
-                (p.name for p in directory.iterdir() if (p / MODEL_FILE).is_file()), key=_version_key
-            )
+            names = sorted((p.name for p in directory.iterdir() if (p / MODEL_FILE).is_file()), key=_version_key)
             if not names:
                 self.problems.append(f"model {directory.name!r}: no <version>/{MODEL_FILE} in {directory}")
                 continue
             name = directory.name
             versions = [
-                ModelVersion(name, v, directory / v / MODEL_FILE, self._metrics.for_version(name, v))
-                for v in names
+                ModelVersion(name, v, directory / v / MODEL_FILE, self._metrics.for_version(name, v)) for v in names
             ]
             self._models[name] = versions
             integers = [mv for mv in versions if mv.version.isdigit()]

@@ -21,6 +21,7 @@ import uvicorn
 from .app import create_app
 from .errors import RepositoryError
 from .logs import configure_logging
+from .memory import freeze_startup_objects, keep_large_blocks
 from .repository import scan
 from .settings import ServerSettings
 from .state import ServingState
@@ -47,8 +48,10 @@ class _DrainingServer(uvicorn.Server):
         self._state.begin_drain()
         self._exit_at = time.monotonic() + delay
         self.config.timeout_graceful_shutdown = max(settings.drain_seconds - delay, 0.1)
-        logger.info("shutting down", extra={"signal": signal.Signals(sig).name, "accepting_for_s": delay,
-                                            "drain_s": settings.drain_seconds})
+        logger.info(
+            "shutting down",
+            extra={"signal": signal.Signals(sig).name, "accepting_for_s": delay, "drain_s": settings.drain_seconds},
+        )
         if delay == 0:
             self.should_exit = True
 
@@ -61,8 +64,10 @@ class _DrainingServer(uvicorn.Server):
 def run(settings: ServerSettings) -> None:
     """Serve until SIGTERM or Ctrl-C, then drain; blocking."""
     configure_logging(settings.log_level)
+    keep_large_blocks()
     scan(settings.model_repository)  # fail before binding the port when there is nothing to serve
     app = create_app(settings)
+    freeze_startup_objects()
     config = uvicorn.Config(
         app,
         host=settings.host,

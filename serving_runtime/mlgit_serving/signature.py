@@ -52,9 +52,7 @@ def _refine(found: dict[str, Tensor], declared: list[TensorSpec] | None, role: s
         return found
     names = [spec.name for spec in declared]
     if sorted(names) != sorted(found):
-        raise ModelLoadError(
-            f"model-settings.json declares {role}s {names} but the model has {list(found)}"
-        )
+        raise ModelLoadError(f"model-settings.json declares {role}s {names} but the model has {list(found)}")
     refined = {}
     for spec in declared:
         actual = found[spec.name]

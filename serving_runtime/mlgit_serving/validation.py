@@ -28,9 +28,7 @@ class DecodedRequest:
 def _shape_of(item: dict[str, Any], spec: Tensor) -> list[int]:
     shape = item.get("shape")
     if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
-        raise BadRequest(
-            f"input {spec.name!r}: shape must be a list of non-negative integers, got {shape!r:.80}"
-        )
+        raise BadRequest(f"input {spec.name!r}: shape must be a list of non-negative integers, got {shape!r:.80}")
     if len(shape) != len(spec.shape):
         raise BadRequest(
             f"input {spec.name!r}: expected rank {len(spec.shape)} (shape {list(spec.shape)}), "
@@ -38,9 +36,7 @@ def _shape_of(item: dict[str, Any], spec: Tensor) -> list[int]:
         )
     for axis, (want, got) in enumerate(zip(spec.shape, shape, strict=True)):
         if want != -1 and want != got:
-            raise BadRequest(
-                f"input {spec.name!r}: expected shape {list(spec.shape)}, got {shape} (dimension {axis})"
-            )
+            raise BadRequest(f"input {spec.name!r}: expected shape {list(spec.shape)}, got {shape} (dimension {axis})")
     return shape
 
 
@@ -60,16 +56,13 @@ def _from_json(data: Any, spec: Tensor, count: int) -> np.ndarray:
         if array.dtype.kind == "f" and spec.dtype.kind == "u":
             array = _large_unsigned(data, spec)
         if array.size and array.dtype.kind not in allowed:
-            raise BadRequest(
-                f"input {spec.name!r}: expected {spec.datatype} values, got {_describe_kind(array)}"
-            )
+            raise BadRequest(f"input {spec.name!r}: expected {spec.datatype} values, got {_describe_kind(array)}")
         if array.size and array.dtype.kind in "iu" and spec.dtype.kind in "iu":
             info = np.iinfo(spec.dtype)
             low, high = array.min(), array.max()
             if low < info.min or high > info.max:
                 raise BadRequest(
-                    f"input {spec.name!r}: values [{low}, {high}] do not fit {spec.datatype} "
-                    f"[{info.min}, {info.max}]"
+                    f"input {spec.name!r}: values [{low}, {high}] do not fit {spec.datatype} [{info.min}, {info.max}]"
                 )
         array = array.astype(spec.dtype, copy=False)
     if array.size != count:
@@ -89,8 +82,9 @@ def _large_unsigned(data: list[Any], spec: Tensor) -> np.ndarray:
 
 
 def _describe_kind(array: np.ndarray) -> str:
-    return {"b": "booleans", "i": "integers", "u": "integers", "f": "floating-point numbers",
-            "U": "strings"}.get(array.dtype.kind, "mixed or null values")
+    return {"b": "booleans", "i": "integers", "u": "integers", "f": "floating-point numbers", "U": "strings"}.get(
+        array.dtype.kind, "mixed or null values"
+    )
 
 
 def _from_binary(chunk: memoryview, spec: Tensor, count: int) -> np.ndarray:
@@ -99,8 +93,7 @@ def _from_binary(chunk: memoryview, spec: Tensor, count: int) -> np.ndarray:
     expected = count * spec.dtype.itemsize
     if len(chunk) != expected:
         raise BadRequest(
-            f"input {spec.name!r}: shape needs {expected} bytes of {spec.datatype}, "
-            f"binary_data_size is {len(chunk)}"
+            f"input {spec.name!r}: shape needs {expected} bytes of {spec.datatype}, binary_data_size is {len(chunk)}"
         )
     return np.frombuffer(chunk, dtype=spec.dtype)
 
