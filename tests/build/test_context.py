@@ -107,3 +107,18 @@ def test_context_tar_starts_with_a_plain_header_and_follows_symlinks(tmp_path: P
         assert sorted(members) == ["Dockerfile", "model.onnx"]
         assert members["model.onnx"].isfile() and members["model.onnx"].uid == 0
         assert tar.extractfile("model.onnx").read() == b"weights"
+
+
+def test_a_source_outside_the_repository_is_refused(tmp_path: Path) -> None:
+    outside = _tree(tmp_path / "ext", {"secret.txt": "not yours"})
+    root = _tree(tmp_path / "repo", {"Dockerfile": f"FROM x\nCOPY ../{outside.name}/secret.txt /s\n"})
+    with pytest.raises(MlgitError, match="outside the model repository"):
+        context_files(root, root / "Dockerfile")
+
+
+def test_symlinked_folders_are_followed_once(tmp_path: Path) -> None:
+    weights = _tree(tmp_path / "data", {"w.bin": "weights"})
+    root = _tree(tmp_path / "repo", {"Dockerfile": "FROM x\nCOPY model/ /m/\n", "model/m.onnx": "onnx"})
+    (root / "model" / "weights").symlink_to(weights, target_is_directory=True)
+    (root / "model" / "loop").symlink_to(root / "model", target_is_directory=True)
+    assert context_files(root, root / "Dockerfile") == ["model/m.onnx", "model/weights/w.bin"]

@@ -58,6 +58,7 @@ KINDS: dict[tuple[str, str, str], tuple[str, bool]] = {
 CRDS: dict[tuple[str, str, str], tuple[str, bool]] = {
     ("cert-manager.io", "v1", "certificates"): ("Certificate", True),
     ("gateway.networking.k8s.io", "v1", "httproutes"): ("HTTPRoute", True),
+    ("gateway.networking.k8s.io", "v1beta1", "referencegrants"): ("ReferenceGrant", True),
     ("monitoring.coreos.com", "v1", "servicemonitors"): ("ServiceMonitor", True),
 }
 _SELECTOR = re.compile(r"^\s*(!?)([\w./-]+)\s*(?:(==|=|!=)\s*([\w.-]*)|\s+(in|notin)\s*\(([^)]*)\))?\s*$")
@@ -189,12 +190,12 @@ class ApiServer(KubernetesEmulator):
         gvp, namespaced = self._kind_of(api_version, kind)
         return self._live(self._key(gvp, namespace if namespaced else None, name))
 
-    def put(self, obj: Obj, *, manager: str = "test") -> Obj:
-        """Store an object as an Update by `manager` would (server-set metadata filled in); returns it."""
+    def put(self, obj: Obj, *, manager: str = "test", operation: str = "Update") -> Obj:
+        """Store an object as a write by `manager` would (server-set metadata filled in); returns it."""
         gvp, namespaced = self._kind_of(obj["apiVersion"], obj["kind"])
         meta = obj["metadata"]
         key = self._key(gvp, meta.get("namespace") if namespaced else None, meta["name"])
-        return self._store(key, self._live(key), copy.deepcopy(obj), manager, "Update")
+        return self._store(key, self._live(key), copy.deepcopy(obj), manager, operation)
 
     def _store(self, key: tuple[Any, ...], old: Obj | None, new: Obj, manager: str, operation: str) -> Obj:
         meta = new.setdefault("metadata", {})

@@ -79,8 +79,9 @@ def test_second_deploy_of_the_same_thing_changes_nothing(
 def test_prune_deletes_only_this_models_stale_objects_in_this_environment(
     emulator: ApiServer, namespace: str, smoke_endpoint: InProcessModel, mlgit: Callable[..., Result]
 ) -> None:
-    emulator.put(_configmap("linear-settings-old", LABELS))  # an earlier render's generated ConfigMap
-    emulator.put(_configmap("other-model", {**LABELS, "mlgit.dev/model": "other"}))
+    # an earlier render's generated ConfigMap, applied by mlgit then
+    emulator.put(_configmap("linear-settings-old", LABELS), manager="mlgit", operation="Apply")
+    emulator.put(_configmap("other-model", {**LABELS, "mlgit.dev/model": "other"}), manager="mlgit", operation="Apply")
     emulator.put(_configmap("linear-staging", {**LABELS, "mlgit.dev/environment": "staging"}))
     emulator.put(_configmap("unmanaged", {}))
     result = mlgit("deploy", "--env", "dev", "--image", IMAGE)
@@ -89,6 +90,40 @@ def test_prune_deletes_only_this_models_stale_objects_in_this_environment(
     assert emulator.get("v1", "ConfigMap", "linear-settings-old", namespace) is None
     for survivor in ("other-model", "linear-staging", "unmanaged"):
         assert emulator.get("v1", "ConfigMap", survivor, namespace) is not None
+
+
+def test_prune_spares_what_a_controller_made_with_our_labels(
+    emulator: ApiServer, namespace: str, smoke_endpoint: InProcessModel, mlgit: Callable[..., Result]
+) -> None:
+    """cert-manager's ingress-shim copies the Ingress's labels onto the Certificate it creates and owns."""
+    owned = _configmap("made-by-a-controller", LABELS)
+    owned["metadata"]["ownerReferences"] = [
+        {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "name": "linear", "uid": "1", "controller": True}
+    ]
+    emulator.put(owned, manager="cert-manager-ingress-shim")
+    emulator.put(_configmap("written-by-hand", LABELS), manager="kubectl-edit")
+    assert mlgit("deploy", "--env", "dev", "--image", IMAGE).exit_code == 0
+    for survivor in ("made-by-a-controller", "written-by-hand"):
+        assert emulator.get("v1", "ConfigMap", survivor, namespace) is not None
+
+
+def test_prune_keeps_settings_a_kept_replicaset_mounts(
+    emulator: ApiServer, namespace: str, smoke_endpoint: InProcessModel, mlgit: Callable[..., Result]
+) -> None:
+    """The settings ConfigMap is named by content hash; rolling back to an older ReplicaSet needs its own."""
+    emulator.put(_configmap("linear-settings-previous", LABELS), manager="mlgit", operation="Apply")
+    volume = {"name": "settings", "configMap": {"name": "linear-settings-previous"}}
+    instance = {"app.kubernetes.io/name": "linear", "app.kubernetes.io/instance": "linear-dev"}
+    template = {"metadata": {"labels": {**LABELS, **instance}}, "spec": {"containers": [], "volumes": [volume]}}
+    replicaset = {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "metadata": {"name": "linear-previous", "namespace": namespace, "labels": {**LABELS, **instance}},
+        "spec": {"replicas": 0, "selector": {"matchLabels": instance}, "template": template},
+    }
+    emulator.put(replicaset, manager="kube-controller-manager")
+    assert mlgit("deploy", "--env", "dev", "--image", IMAGE).exit_code == 0
+    assert emulator.get("v1", "ConfigMap", "linear-settings-previous", namespace) is not None
 
 
 def test_a_rollout_that_times_out_is_diagnosed_and_rolled_back(
@@ -162,3 +197,21 @@ def test_staging_and_production_deploy_only_digests(mlgit: Callable[..., Result]
     assert result.exit_code == 1
     assert "deploys only digest-pinned images" in flat(result.stderr)
     assert "REF@sha256:DIGEST" in flat(result.stderr)
+
+
+def test_switching_autoscaling_on_keeps_the_running_replica_count(
+    emulator: ApiServer, namespace: str, smoke_endpoint: InProcessModel, mlgit: Callable[..., Result], model_repo: Path
+) -> None:
+    """Server-side apply drops a field its manager stops applying; replicas must not fall back to 1."""
+    config = model_repo / "mlgit.yaml"
+    original = config.read_text()
+    config.write_text(original + "environments:\n  dev: {replicas: 3}\n  staging: {}\n  prod: {}\n")
+    assert mlgit("render").exit_code == 0
+    assert mlgit("deploy", "--env", "dev", "--image", IMAGE).exit_code == 0
+    autoscaled = "  dev: {autoscaling: {enabled: true, min_replicas: 2, max_replicas: 5}}\n"
+    config.write_text(original + "environments:\n" + autoscaled + "  staging: {}\n  prod: {}\n")
+    assert mlgit("render").exit_code == 0
+    result = mlgit("deploy", "--env", "dev", "--image", IMAGE)
+    assert result.exit_code == 0, result.output
+    deployment = emulator.get("apps/v1", "Deployment", "linear", namespace)
+    assert deployment is not None and deployment["spec"]["replicas"] == 3

@@ -118,3 +118,20 @@ def test_rollback_of_an_environment_never_deployed(emulator: ApiServer, mlgit: C
     result = mlgit("rollback", "--env", "dev")
     assert result.exit_code == 1
     assert "linear is not deployed in dev" in flat(result.stderr)
+
+
+def test_destroy_removes_the_gateway_reference_grant_too(
+    emulator: ApiServer, namespace: str, smoke_endpoint: InProcessModel, mlgit: Callable[..., Result], model_repo: Path
+) -> None:
+    """With the Gateway in another namespace, mlgit renders a ReferenceGrant: destroy must not leave it."""
+    config = model_repo / "mlgit.yaml"
+    config.write_text(
+        config.read_text() + "exposure:\n  kind: gateway\n  gateway: {name: public, namespace: gateway-system}\n"
+    )
+    assert mlgit("render").exit_code == 0
+    assert mlgit("deploy", "--env", "dev", "--image", IMAGE).exit_code == 0
+    grant = ("gateway.networking.k8s.io/v1beta1", "ReferenceGrant", "linear-tls", namespace)
+    assert emulator.get(grant[0], grant[1], grant[2], grant[3]) is not None
+    result = mlgit("destroy", "--env", "dev")
+    assert result.exit_code == 0, result.output
+    assert emulator.get(grant[0], grant[1], grant[2], grant[3]) is None

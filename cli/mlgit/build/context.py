@@ -7,6 +7,7 @@ would travel to the engine on every build and leak into the builder's cache.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import tarfile
@@ -125,13 +126,32 @@ def context_files(root: Path, dockerfile: Path) -> list[str]:
     files: set[str] = set()
     for _, source in dockerfile_sources(dockerfile):
         source = source.lstrip("/").removeprefix("./") or "."
+        if os.path.normpath(source).split(os.sep)[0] == "..":
+            raise MlgitError(
+                f"{dockerfile.name}: COPY source {source!r} is outside the model repository",
+                "the build context is the repository: move the file into it (a symlink inside it is followed)",
+            )
         matches = sorted(root.glob(source)) if _GLOB.search(source) else [root / source]
         for path in matches:
             if path.is_dir():
-                files.update(p.relative_to(root).as_posix() for p in path.rglob("*") if p.is_file())
+                files.update(_files_below(root, path))
             elif path.is_file():
                 files.add(path.relative_to(root).as_posix())
     return sorted(f for f in files if ".git" not in f.split("/") and not rules.ignored(f))
+
+
+def _files_below(root: Path, folder: Path) -> set[str]:
+    """Files under `folder`, following symlinked folders (once each: a link loop must not hang the build)."""
+    found, seen = set(), set()
+    for current, dirs, names in os.walk(folder, followlinks=True):
+        real = os.path.realpath(current)
+        if real in seen:
+            dirs.clear()
+            continue
+        seen.add(real)
+        base = Path(current)
+        found.update((base / n).relative_to(root).as_posix() for n in names if (base / n).is_file())
+    return found
 
 
 def _normalise(info: tarfile.TarInfo) -> tarfile.TarInfo:

@@ -2,7 +2,8 @@
 
 Apply uses field manager `mlgit` with forced conflicts: git is the source of truth, so a field someone
 changed by hand (kubectl edit, another tool) is taken back, the way Flux and Argo CD apply. Fields other
-managers own alone (status, the HPA's replica count when the Deployment omits replicas) are left alone.
+managers own alone (status) are left alone; a Deployment an HPA scales is applied with its live count.
+Prune deletes only what mlgit itself applied (managedFields), never what a controller owns.
 """
 
 from __future__ import annotations
@@ -84,6 +85,19 @@ def ensure_namespace(cluster: Cluster, target: Target) -> Change | None:
     return Change(("v1", "Namespace", "", target.namespace), "created")
 
 
+def _keep_live_replicas(obj: Obj, live: Obj | None) -> Obj:
+    """A Deployment rendered without replicas (an HPA scales it) keeps the count it runs at.
+
+    Server-side apply removes a field its manager stops applying: switching autoscaling on would drop a
+    running Deployment to the default of one replica until the HPA reacts. Applying the live count hands
+    the field over unchanged; the HPA's later scale updates take it from there.
+    """
+    if obj["kind"] != "Deployment" or live is None or "replicas" in (obj.get("spec") or {}):
+        return obj
+    replicas = (live.get("spec") or {}).get("replicas")
+    return obj if replicas is None else {**obj, "spec": {**obj["spec"], "replicas": replicas}}
+
+
 def apply_objects(cluster: Cluster, objects: list[Obj]) -> list[Change]:
     """Server-side apply each placed object; an unchanged resourceVersion means nothing changed."""
     changes = []
@@ -92,6 +106,7 @@ def apply_objects(cluster: Cluster, objects: list[Obj]) -> list[Change]:
         resource = cluster.resource(obj["apiVersion"], obj["kind"])
         assert resource is not None  # checked by place()
         before = cluster.get(*k[:2], k[3], k[2] or None)
+        obj = _keep_live_replicas(obj, before)
         with api_errors(f"apply {describe(k)}", cluster.context):
             after = resource.server_side_apply(
                 body=obj, name=k[3], namespace=k[2] or None, field_manager=FIELD_MANAGER, force_conflicts=True
@@ -146,13 +161,50 @@ def wait_gone(cluster: Cluster, keys: list[Key], timeout: float) -> None:
         time.sleep(0.5)
 
 
-def prune(cluster: Cluster, target: Target, rendered: list[Obj]) -> list[Change]:
-    """Delete this model's objects in this environment that are no longer rendered.
+def _applied_by_mlgit(obj: Obj) -> bool:
+    """mlgit applied it, and no controller owns it.
+
+    cert-manager's ingress-shim creates a Certificate per Ingress TLS entry, copies the Ingress's labels
+    onto it and owns it: it matches our selector, yet pruning it would force a re-issue on every deploy.
+    """
+    meta = obj.get("metadata") or {}
+    if any(ref.get("controller") for ref in meta.get("ownerReferences") or []):
+        return False
+    return any(
+        entry.get("manager") == FIELD_MANAGER and entry.get("operation") == "Apply"
+        for entry in meta.get("managedFields") or []
+    )
+
+
+def _mounted_by_replicasets(cluster: Cluster, target: Target) -> set[str]:
+    """ConfigMaps the pod templates of this environment's ReplicaSets mount.
+
+    The settings ConfigMap's name carries a content hash, so each revision mounts its own: the ones of
+    older revisions kept for rollback (revisionHistoryLimit) must outlive them.
+    """
+    names = set()
+    for replicaset in cluster.list("apps/v1", "ReplicaSet", target.namespace, target.selector):
+        for volume in ((replicaset.get("spec") or {}).get("template") or {}).get("spec", {}).get("volumes") or []:
+            if "configMap" in volume:
+                names.add(volume["configMap"].get("name"))
+    return names
+
+
+def prunable(cluster: Cluster, target: Target, rendered: list[Obj]) -> list[Key]:
+    """This model's objects in this environment that mlgit applied, are no longer rendered, and are unused.
 
     Secrets are never pruned unless mlgit renders Secrets: cert-manager's TLS secret carries the
     Certificate's labels yet is not rendered, and pruning it would force a re-issue on every deploy.
     """
     keep = {key(o) for o in rendered}
     kinds = frozenset((o["apiVersion"], o["kind"]) for o in rendered if o["kind"] != "Namespace")
-    stale = [key(o) for o in find_managed(cluster, target, kinds) if key(o) not in keep]
-    return [Change(k, "pruned") for k in stale if delete(cluster, k)]
+    candidates = [o for o in find_managed(cluster, target, kinds) if key(o) not in keep and _applied_by_mlgit(o)]
+    if any(o["kind"] == "ConfigMap" for o in candidates):
+        mounted = _mounted_by_replicasets(cluster, target)
+        candidates = [o for o in candidates if not (o["kind"] == "ConfigMap" and o["metadata"]["name"] in mounted)]
+    return [key(o) for o in candidates]
+
+
+def prune(cluster: Cluster, target: Target, rendered: list[Obj]) -> list[Change]:
+    """Delete what `prunable` finds; deploy calls it once the new revision is rolled out."""
+    return [Change(k, "pruned") for k in prunable(cluster, target, rendered) if delete(cluster, k)]

@@ -9,9 +9,10 @@ contexts look like `group/project:agent`. Every failure is exit code 1 with a me
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,19 @@ from kubernetes.dynamic.resource import Resource
 from mlgit.errors import MlgitError
 
 # A blackholed API server must not hang a CI job; reads are short calls (we poll, never watch).
-_TIMEOUT = urllib3.Timeout(connect=10, read=60)
+REQUEST_TIMEOUT = (10.0, 60.0)  # connect, read (seconds)
+
+
+def _default_timeout(request: Callable[..., Any]) -> Callable[..., Any]:
+    """The client passes `_request_timeout=None` on every call, which overrides any pool default."""
+
+    @functools.wraps(request)
+    def with_timeout(*args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("_request_timeout") is None:
+            kwargs["_request_timeout"] = REQUEST_TIMEOUT
+        return request(*args, **kwargs)
+
+    return with_timeout
 
 
 @dataclass
@@ -114,7 +127,7 @@ def connect(context: str | None = None) -> Cluster:
     except ConfigException as exc:
         raise MlgitError(f"cannot load Kubernetes credentials: {exc}", "check KUBECONFIG and --context") from None
     api = client.ApiClient(configuration)
-    api.rest_client.pool_manager.connection_pool_kw["timeout"] = _TIMEOUT
+    api.rest_client.request = _default_timeout(api.rest_client.request)
     with api_errors("connect", used):
         dynamic = DynamicClient(api)
     return Cluster(dynamic=dynamic, context=used)

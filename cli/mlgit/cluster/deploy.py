@@ -1,4 +1,4 @@
-"""`mlgit deploy`: render with the image pinned, apply, prune, wait, smoke-check; roll back on failure."""
+"""`mlgit deploy`: render with the image pinned, apply, wait, smoke-check, prune; roll back on failure."""
 
 from __future__ import annotations
 
@@ -67,8 +67,7 @@ def _dry_run(cluster: Cluster, target: Target, objects: list[Obj]) -> None:
             f"create it, or set environments.{target.env}.create_namespace: true in mlgit.yaml",
         )
     plan = diff.plan(cluster, objects, exists)
-    keep = {key(o) for o in objects}
-    stale = [key(o) for o in apply.find_managed(cluster, target) if key(o) not in keep] if exists else []
+    stale = apply.prunable(cluster, target, objects) if exists else []
     err.print(f"[dim]dry run, nothing changed: {escape(plan.note)}[/]")
     for text in plan.diffs:
         out.print(escape(text), end="")
@@ -125,6 +124,18 @@ def _record(path: Path, image: str, result: SmokeResult | None) -> None:
     write_atomic(path, f"MLGIT_DEPLOYED_IMAGE={image}\n{latency}")
 
 
+def _report(changes: list[apply.Change]) -> None:
+    for change in changes:
+        if change.action != "unchanged":
+            out.print(escape(str(change)))
+
+
+def _report_pruned(pruned: list[apply.Change], applied: list[apply.Change], target: Target, image: str) -> None:
+    _report(pruned)
+    if not pruned and all(c.action == "unchanged" for c in applied):
+        out.print(f"{target.name}: unchanged ({len(applied)} objects, image {image})")
+
+
 def deploy(project: Project, target: Target, options: DeployOptions) -> None:
     image = pinned_image(project, target, options.image)
     objects = render(project, target, image)
@@ -137,13 +148,10 @@ def deploy(project: Project, target: Target, options: DeployOptions) -> None:
     name = deployments[0]["metadata"]["name"] if deployments else ""
     before = cluster.get("apps/v1", "Deployment", name, target.namespace) if deployments else None
     changes = [c for c in [apply.ensure_namespace(cluster, target)] if c]
-    changes += apply.apply_objects(cluster, objects) + apply.prune(cluster, target, objects)
-    for change in changes:
-        if change.action != "unchanged":
-            out.print(escape(str(change)))
-    if all(c.action == "unchanged" for c in changes):
-        out.print(f"{target.name}: unchanged ({len(changes)} objects, image {image})")
+    changes += apply.apply_objects(cluster, objects)
+    _report(changes)
     if not deployments or not options.wait:
+        _report_pruned(apply.prune(cluster, target, objects), changes, target, image)
         return
     changed = any(c.key == key(deployments[0]) and c.action != "unchanged" for c in changes)
     attempt = _Attempt(name, before, changed)
@@ -163,5 +171,7 @@ def deploy(project: Project, target: Target, options: DeployOptions) -> None:
             _record(options.dotenv, image, result)
     except MlgitError as failure:
         raise _fail(cluster, target, options, attempt, failure) from None
+    # Only now: a failed rollout rolls back to a revision whose objects must still exist.
+    _report_pruned(apply.prune(cluster, target, objects), changes, target, image)
     where = url_of(objects) or f"service in namespace {target.namespace} (no public route)"
     out.print(f"[green]deployed[/] {target.name}: {where}")

@@ -17,6 +17,7 @@ MANAGED_KINDS: tuple[tuple[str, str], ...] = (
     ("v1", "Service"),
     ("networking.k8s.io/v1", "Ingress"),
     ("gateway.networking.k8s.io/v1", "HTTPRoute"),
+    ("gateway.networking.k8s.io/v1beta1", "ReferenceGrant"),
     ("cert-manager.io/v1", "Certificate"),
     ("autoscaling/v2", "HorizontalPodAutoscaler"),
     ("policy/v1", "PodDisruptionBudget"),
@@ -38,6 +39,7 @@ _ORDER = [
     "Certificate",
     "Ingress",
     "HTTPRoute",
+    "ReferenceGrant",
     "ServiceMonitor",
 ]
 

@@ -54,9 +54,20 @@ class PortForwardEndpoint:
     def _socket(self) -> socket.socket:
         core = client.CoreV1Api(self.cluster.api_client)
         with api_errors(f"port-forward to pod {self.pod}", self.cluster.context):
-            forward = portforward(
-                core.connect_get_namespaced_pod_portforward, self.pod, self.namespace, ports=str(self.port)
-            )
+            try:
+                forward = portforward(
+                    core.connect_get_namespaced_pod_portforward, self.pod, self.namespace, ports=str(self.port)
+                )
+            except client.ApiException as exc:
+                # The websocket upgrade's failure arrives as status 0 with the HTTP status only in its text.
+                if exc.status == 0 and "403" in str(exc.reason):
+                    raise MlgitError(
+                        f"forbidden: cannot port-forward to pod {self.pod} for the smoke check "
+                        f"(context {self.cluster.context})",
+                        "grant `create` on pods/portforward to the deploy credentials, or skip the smoke check "
+                        "with --skip-smoke or MLGIT_DEPLOY_SKIP_SMOKE=1",
+                    ) from None
+                raise
         sock = forward.socket(self.port)
         sock.settimeout(60)
         return sock
