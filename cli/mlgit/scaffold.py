@@ -15,11 +15,15 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from mlgit import render
 from mlgit.config.load import CONFIG_FILE, load_project, parse_config
 from mlgit.config.onnx_model import OnnxModel, read_onnx
+from mlgit.config.serving import ImageConfig
+from mlgit.config.types import DNS_LABEL_RE, DNS_NAME_RE
 from mlgit.config.yamlio import dump_yaml, read_yaml
-from mlgit.errors import Location, MlgitError
+from mlgit.errors import ExitCode, Location, MlgitError
 from mlgit.render.files import write_atomic
 from mlgit.render.templating import render_template
 from mlgit.resources import shipped_dir
@@ -51,19 +55,44 @@ def list_examples() -> list[str]:
 
 
 def _slug(text: str) -> str:
-    slug = re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")[:63].strip("-")
-    return slug or "model"
+    """A model name from a directory name: a DNS label starting with a letter, fit for review apps."""
+    slug = re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")
+    slug = slug if slug[:1].isalpha() else f"model-{slug}".rstrip("-")
+    return slug[:31].rstrip("-")
+
+
+def _check_flags(options: InitOptions) -> None:
+    """Bad --name/--domain/--registry values, reported as the flags they are (not as a staged mlgit.yaml)."""
+    problems = []
+    if options.name is not None and not (DNS_LABEL_RE.match(options.name) and options.name[:1].isalpha()):
+        problems.append(f"--name {options.name!r}: use lowercase letters, digits and '-', starting with a letter")
+    if options.domain is not None and not DNS_NAME_RE.match(options.domain):
+        problems.append(f"--domain {options.domain!r}: not a DNS name (e.g. models.example.com)")
+    if options.registry is not None:
+        try:
+            ImageConfig(repository=options.registry)
+        except ValidationError:
+            problems.append(
+                f"--registry {options.registry!r}: not an image repository (e.g. registry.example.com/ml/x)"
+            )
+    if problems:
+        raise MlgitError("invalid option values", problems=problems, exit_code=ExitCode.USAGE)
 
 
 def _check_target(options: InitOptions) -> None:
     target = options.target
     if target.exists() and not target.is_dir():
         raise MlgitError(f"{target} exists and is not a directory", "choose another DIR")
+    if (target / CONFIG_FILE).is_file():
+        raise MlgitError(
+            f"{target} is already a model repository ({CONFIG_FILE} exists)",
+            "edit mlgit.yaml and run `mlgit render`; init never overwrites a repository, even with --force",
+        )
     if target.is_dir() and any(target.iterdir()) and not options.force:
         raise MlgitError(
             f"{target} is not empty",
             "choose an empty or new directory, or pass --force to write mlgit's files into it "
-            "(files of yours that mlgit does not produce are kept)",
+            "(your README.md, .gitignore and tests/test_model.py are kept if present)",
         )
     parent = target if target.is_dir() else target.parent
     while not parent.exists():
@@ -141,19 +170,25 @@ def _git_commit(target: Path) -> None:
     git("commit", "-q", "-m", "Initial model repository (mlgit init)")
 
 
-def _move_into_place(staging: Path, target: Path) -> None:
-    if not target.exists() or (target.is_dir() and not any(target.iterdir())):
-        if target.exists():
-            target.rmdir()
+def _move_into_place(staging: Path, target: Path) -> list[str]:
+    """Move the staged repository to `target`; return the user's files that were kept instead."""
+    if not target.exists():
         staging.rename(target)
-        return
-    # --force into a non-empty directory: replace mlgit's files one by one, keep the user's others.
+        return []
+    # Into an existing directory (empty, or --force): file by file, so the directory itself (maybe the
+    # shell's current one) stays, and files the user owns after init are never replaced.
+    kept = []
     for path in sorted(staging.rglob("*")):
         if path.is_file():
-            dest = target / path.relative_to(staging)
+            rel = path.relative_to(staging).as_posix()
+            dest = target / rel
+            if rel in SCAFFOLD_TEMPLATES and dest.exists():
+                kept.append(rel)
+                continue
             dest.parent.mkdir(parents=True, exist_ok=True)
             os.replace(path, dest)
     shutil.rmtree(staging)
+    return kept
 
 
 def init_repository(options: InitOptions) -> Path:
@@ -162,6 +197,7 @@ def init_repository(options: InitOptions) -> Path:
     options = InitOptions(**{**options.__dict__, "target": target})
     if options.model and options.example:
         raise MlgitError("--model and --example exclude each other", "pass one of them")
+    _check_flags(options)
     _check_target(options)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,5 +38,22 @@ def serve_locally(project: Project, host: str, port: int) -> None:
             "the serving runtime is not installed",
             "install it next to mlgit: `pip install mlgit-serving` (from a checkout: `pip install ./serving_runtime`)",
         ) from None
+    _check_port_free(host, port)
     with runtime_repository(project) as repository:
-        serve(repository, host=host, port=port)
+        try:
+            serve(repository, host=host, port=port)
+        except SystemExit as exc:  # uvicorn exits (code 3) when it cannot start; 3 means a policy failure here
+            if exc.code not in (0, None):
+                raise MlgitError(f"the server could not start on {host}:{port} (see its log above)") from None
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Say plainly that the port is taken, before the server's own start-up log does it less clearly."""
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        raise MlgitError(
+            f"cannot listen on {host}:{port}: {exc.strerror}", "pick another port with --port, or stop what uses it"
+        ) from None

@@ -63,10 +63,49 @@ def test_init_force_keeps_the_users_other_files(tmp_path: Path, linear_onnx: Pat
     target = tmp_path / "busy"
     target.mkdir()
     (target / "notes.txt").write_text("mine")
+    (target / "README.md").write_text("# my own readme")
+    (target / ".gitignore").write_text("secret.env\n")
     result = runner.invoke(app, ["init", str(target), "--model", str(linear_onnx), "--force"])
     assert result.exit_code == 0, result.output
     assert (target / "notes.txt").read_text() == "mine"
-    assert (target / "mlgit.yaml").is_file()
+    assert (target / "README.md").read_text() == "# my own readme"
+    assert (target / ".gitignore").read_text() == "secret.env\n"
+    assert "kept your README.md" in result.output and "kept your .gitignore" in result.output
+    assert (target / "mlgit.yaml").is_file() and (target / "tests" / "test_model.py").is_file()
+
+
+def test_init_never_overwrites_a_model_repository(model_repo: Path, linear_onnx: Path) -> None:
+    before = (model_repo / "mlgit.yaml").read_text()
+    result = runner.invoke(app, ["init", str(model_repo), "--model", str(linear_onnx), "--force"])
+    assert result.exit_code == 1 and "already a model repository" in result.output
+    assert (model_repo / "mlgit.yaml").read_text() == before
+
+
+def test_init_dot_fills_the_current_directory_in_place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    here = tmp_path / "here"
+    here.mkdir()
+    inode = here.stat().st_ino
+    monkeypatch.chdir(here)
+    result = runner.invoke(app, ["init", "."])
+    assert result.exit_code == 0, result.output
+    assert here.stat().st_ino == inode, "the directory itself must stay (it may be the shell's current one)"
+    assert (here / "mlgit.yaml").is_file()
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [("--name", "Bad_Name"), ("--domain", "not a domain"), ("--registry", "Registry.Example.com/x")],
+)
+def test_bad_flag_values_are_usage_errors_naming_the_flag(tmp_path: Path, flag: str, value: str) -> None:
+    result = runner.invoke(app, ["init", str(tmp_path / "repo"), flag, value])
+    assert result.exit_code == 2 and f"{flag} {value!r}" in result.output
+    assert not (tmp_path / "repo").exists() and list(tmp_path.iterdir()) == []
+
+
+def test_a_name_derived_from_the_directory_is_a_valid_model_name(tmp_path: Path, linear_onnx: Path) -> None:
+    result = runner.invoke(app, ["init", str(tmp_path / "9 Lives"), "--model", str(linear_onnx)])
+    assert result.exit_code == 0, result.output
+    assert "name: model-9-lives" in (tmp_path / "9 Lives" / "mlgit.yaml").read_text()
 
 
 @pytest.mark.parametrize(

@@ -68,3 +68,17 @@ def test_serve_without_the_runtime_installed_names_the_package(
     result = runner.invoke(app, ["serve", str(model_repo)])
     assert result.exit_code == 1 and "serving runtime is not installed" in result.output
     assert "pip install" in result.output
+
+
+def test_serve_on_a_taken_port_is_a_clear_user_error(model_repo: Path) -> None:
+    pytest.importorskip("mlgit_serving", reason="the serving runtime (pip install ./serving_runtime) is needed")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        result = runner.invoke(app, ["serve", str(model_repo), "--port", str(taken.getsockname()[1])])
+    assert result.exit_code == 1 and "cannot listen on 127.0.0.1" in result.output and "--port" in result.output
+
+
+def test_serve_port_out_of_range_is_a_usage_error(model_repo: Path) -> None:
+    result = runner.invoke(app, ["serve", str(model_repo), "--port", "70000"])
+    assert result.exit_code == 2 and "Traceback" not in result.output

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -27,6 +30,13 @@ def _edit(repo: Path, old: str, new: str) -> None:
 def _append(repo: Path, text: str) -> None:
     with (repo / "mlgit.yaml").open("a") as handle:
         handle.write(text)
+
+
+def _sample(repo: Path, change: Callable[[dict[str, Any]], object]) -> None:
+    path = repo / "model" / "sample.json"
+    sample = json.loads(path.read_text())
+    change(sample)
+    path.write_text(json.dumps(sample))
 
 
 ENVS = "environments:\n  dev: {}\n  staging: {}\n  prod: {}\n"
@@ -66,6 +76,32 @@ CASES = [
     ("bad-annotation-key", lambda r: _append(r, "exposure:\n  annotations: {'bad key!': x}\n"), r"exposure\.annotations: 'bad key!': not valid annotation keys"),
     ("hpa-without-cpu-request", lambda r: _edit(r, "  device: cpu\n", "  device: cpu\n  resources: {requests: {cpu: null}}\n"),
      r"environments\.prod\.autoscaling: a CPU-utilisation HPA needs serving\.resources\.requests\.cpu"),
+    ("shared-namespace", lambda r: _append(r, "environments:\n  dev: {namespace: ml}\n  staging: {namespace: ml}\n  prod: {}\n"),
+     r"environments\.staging\.namespace: ml is also dev's namespace"),
+    ("gpu-without-gpu-provider", lambda r: _edit(r, "  device: cpu\n", "  device: gpu\n  providers: [{name: CPUExecutionProvider}]\n"),
+     r"serving\.providers: a GPU model needs CUDAExecutionProvider or TensorrtExecutionProvider"),
+    ("nested-provider-options", lambda r: _edit(r, "  device: cpu\n", "  device: cpu\n  providers: [{name: CPUExecutionProvider, options: {arena: {a: 1}}}]\n"),
+     r"serving\.providers\.0\.options\.arena"),
+    ("model-path-outside-repo", lambda r: _edit(r, "  path: model/model.onnx", "  path: ../model.onnx"),
+     r"model\.path: .*must be a relative path inside the repository"),
+    ("empty-promotion-order", lambda r: _append(r, "promotion:\n  order: []\n"), r"promotion\.order: List should have at least 1 item"),
+    ("kube-context-injection", lambda r: _append(r, "environments:\n  dev: {kube_context: \"a\\nevil: x\"}\n"),
+     r"environments\.dev\.kube_context: .*contains a line break"),
+    ("ingress-class-injection", lambda r: _append(r, "exposure: {ingress_class: \"nginx\\n  defaultBackend: x\"}\n"),
+     r"exposure\.ingress_class: .*is not a DNS name"),
+    ("node-selector-bad-key", lambda r: _edit(r, "  device: cpu\n", "  device: cpu\n  node_selector: {'bad key': x}\n"),
+     r"serving\.node_selector\.bad key\.\[key\]: .*is not a label key"),
+    ("pipeline-version-injection", lambda r: _append(r, "pipeline: {version: '1.0\" evil: \"x'}\n"),
+     r"pipeline\.version: String should match pattern"),
+    ("sample-data-short", lambda r: _sample(r, lambda s: s["inputs"][0].update(data=s["inputs"][0]["data"][:3])),
+     r"sample\.json: the sample does not hold valid tensors\n.*inputs\[0\] 'x': shape \[1, 4\] needs 4 values, 'data' has 3"),
+    ("sample-not-objects", lambda r: _sample(r, lambda s: s.update(inputs=["x"])), r"inputs\[0\]: each tensor is an object"),
+    ("sample-shape-not-list", lambda r: _sample(r, lambda s: s["inputs"][0].update(shape=4)), r"'shape' must be a list of non-negative integers"),
+    ("sample-expected-not-list", lambda r: _sample(r, lambda s: s.update(expected_outputs={"y": 1})), r"'expected_outputs' must be a list of tensors"),
+    ("sample-strings-for-numbers", lambda r: _sample(r, lambda s: s["inputs"][0].update(data=["a", "b", "c", "d"])),
+     r"sample input 'x': 'data' holds values that are not FP32"),
+    ("sample-not-utf8", lambda r: (r / "model" / "sample.json").write_bytes(b"\xff\xfe{}"), r"sample\.json: the sample is not UTF-8 text"),
+    ("sample-is-a-directory", lambda r: _edit(r, "    path: model/sample.json", "    path: model"), r"sample request .*model not found \(it is a directory\)"),
     ("not-a-mapping", lambda r: (r / "mlgit.yaml").write_text("- just\n- a list\n"), r"mlgit\.yaml:1:1: mlgit\.yaml must be a mapping"),
 ]  # fmt: skip
 

@@ -28,8 +28,9 @@ def init(
 ) -> None:
     """Create a complete model repository: mlgit.yaml, model, Dockerfile, manifests, pipeline, tests."""
     from mlgit.console import out
-    from mlgit.scaffold import InitOptions, init_repository
+    from mlgit.scaffold import SCAFFOLD_TEMPLATES, InitOptions, init_repository
 
+    kept = [rel for rel in SCAFFOLD_TEMPLATES if (directory / rel).is_file()]
     target = init_repository(
         InitOptions(
             target=directory,
@@ -43,4 +44,6 @@ def init(
         )
     )
     out.print(f"[green]created[/] {target}")
+    for rel in kept:
+        out.print(f"kept your {rel}")
     out.print(f"next: cd {directory} && mlgit validate && mlgit serve")

@@ -10,7 +10,7 @@ from mlgit.commands.validate import DirArg
 def serve(
     directory: Path = DirArg,
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
-    port: int = typer.Option(8080, "--port", help="Port to listen on."),
+    port: int = typer.Option(8080, "--port", help="Port to listen on.", min=1, max=65535),
     docker: bool = typer.Option(
         False,
         "--docker",

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from mlgit.config.onnx_model import OnnxModel, read_onnx, signature_differences
+from mlgit.config.sample import check_sample
 from mlgit.config.schema import MlgitConfig
 from mlgit.config.yamlio import position, read_yaml
 from mlgit.errors import Location, MlgitError
@@ -92,50 +93,16 @@ def parse_config(path: Path) -> tuple[MlgitConfig, Any]:
     return config, doc
 
 
-def _check_sample(project_root: Path, config: MlgitConfig, model: OnnxModel, doc: Any) -> dict[str, Any]:
+def _load_sample(project_root: Path, config: MlgitConfig, model: OnnxModel, doc: Any) -> dict[str, Any]:
     sample_path = project_root / config.model.sample.path
-    where = Location(sample_path)
-    try:
-        sample = json.loads(sample_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    if not sample_path.is_file():
         pos = position(doc, ("model", "sample", "path"))
         raise MlgitError(
-            f"sample request {sample_path} not found",
+            f"sample request {sample_path} not found" + (" (it is a directory)" if sample_path.is_dir() else ""),
             "create it (docs/contracts.md) or point model.sample.path at it",
             location=Location(project_root / CONFIG_FILE, *(pos or (None, None))),
-        ) from None
-    except json.JSONDecodeError as exc:
-        raise MlgitError(f"invalid JSON: {exc.msg}", location=Location(sample_path, exc.lineno, exc.colno)) from None
-    if not isinstance(sample, dict) or not isinstance(sample.get("inputs"), list):
-        raise MlgitError("the sample must be an object with an 'inputs' list (OIP v2 request)", location=where)
-    specs = {t.name: t for t in model.signature.inputs}
-    given = {t.get("name") for t in sample["inputs"] if isinstance(t, dict)}
-    if given != specs.keys():
-        raise MlgitError(
-            f"sample inputs {sorted(map(str, given))} do not match the model inputs {sorted(specs)}",
-            location=where,
         )
-    for tensor in sample["inputs"]:
-        spec = specs[tensor["name"]]
-        shape = tensor.get("shape", [])
-        if (
-            tensor.get("datatype") != spec.datatype
-            or len(shape) != len(spec.shape)
-            or any(d != s and s != -1 for d, s in zip(shape, spec.shape, strict=False))
-        ):
-            raise MlgitError(
-                f"sample input {spec.name!r} is {tensor.get('datatype')} {shape}; "
-                f"the model takes {spec.datatype} {spec.shape}",
-                location=where,
-            )
-    outputs = {t.name for t in model.signature.outputs}
-    for tensor in sample.get("expected_outputs", []):
-        if tensor.get("name") not in outputs:
-            raise MlgitError(
-                f"expected output {tensor.get('name')!r} is not a model output ({', '.join(sorted(outputs))})",
-                location=where,
-            )
-    return sample
+    return check_sample(sample_path, model.signature)
 
 
 def load_project(root: Path) -> Project:
@@ -164,5 +131,5 @@ def load_project(root: Path) -> Project:
             "set serving.batching.enabled: false, or export the model with a dynamic batch axis",
             location=Location(config_path, *(pos or (None, None))),
         )
-    sample = _check_sample(root, config, model, doc)
+    sample = _load_sample(root, config, model, doc)
     return Project(root=root, config=config, model=model, sample=sample)

@@ -14,7 +14,17 @@ from pydantic import Field, model_validator
 
 from mlgit import __version__
 from mlgit.config.serving import ImageConfig, ModelConfig, ServingConfig
-from mlgit.config.types import DNS_NAME_RE, AnnotationMap, DnsLabel, DnsName, Duration, PositiveInt, Strict
+from mlgit.config.types import (
+    DNS_NAME_RE,
+    AnnotationMap,
+    DnsLabel,
+    DnsName,
+    Duration,
+    OneLine,
+    PositiveInt,
+    Reference,
+    Strict,
+)
 
 DEFAULT_ENVIRONMENTS = ("dev", "staging", "prod")
 DEFAULT_CLI_IMAGE = "registry.gitlab.com/mlgit/mlgit/cli"
@@ -27,14 +37,14 @@ DEFAULT_COMPONENT = "gitlab.com/mlgit/ci/model-pipeline"
 class GatewayRef(Strict):
     name: DnsLabel = Field(description="Gateway API Gateway to attach the HTTPRoute to.")
     namespace: DnsLabel = Field(description="Namespace of that Gateway.")
-    section_name: str | None = Field("https", description="Listener of the Gateway (its sectionName).")
+    section_name: DnsLabel | None = Field("https", description="Listener of the Gateway (its sectionName).")
 
 
 class ExposureConfig(Strict):
     kind: Literal["ingress", "gateway", "none"] = Field(
         "ingress", description="ingress: networking.k8s.io Ingress; gateway: Gateway API HTTPRoute; none."
     )
-    ingress_class: str = Field("nginx", description="ingressClassName of the Ingress.")
+    ingress_class: DnsName = Field("nginx", description="ingressClassName of the Ingress.")
     annotations: AnnotationMap = Field(
         default_factory=dict, description="Extra controller-specific Ingress/HTTPRoute annotations."
     )
@@ -83,7 +93,7 @@ class EnvironmentConfig(Strict):
     host: DnsName | None = Field(None, description="Public host (default <name>.<env>.<domain>; prod <name>.<domain>).")
     replicas: int = Field(1, ge=0, description="Replicas when autoscaling is off.")
     autoscaling: AutoscalingConfig = Field(default_factory=AutoscalingConfig)
-    kube_context: str | None = Field(
+    kube_context: OneLine | None = Field(
         None, description="Kubernetes context, e.g. the GitLab agent context group/project:agent."
     )
     exposure: ExposureConfig | None = Field(None, description="Overrides the top-level exposure.")
@@ -101,13 +111,15 @@ class ReviewConfig(Strict):
     )
     auto_stop_in: Duration = Field("3 days", description="GitLab stops an idle review app after this.")
     deploy: Literal["manual", "auto"] = "auto"
-    kube_context: str | None = None
+    kube_context: OneLine | None = None
     exposure: ExposureConfig | None = None
     tls: TlsConfig | None = None
 
 
 class PromotionConfig(Strict):
-    order: list[DnsLabel] | None = Field(None, description="Environments in promotion order (default: all, in order).")
+    order: list[DnsLabel] | None = Field(
+        None, min_length=1, description="Environments in promotion order (default: all, in order)."
+    )
     reviewers: list[str] = Field(default_factory=list, description="GitLab usernames asked to review promotions.")
     labels: list[str] = Field(default_factory=lambda: ["promotion"], description="Labels on promotion MRs.")
     auto_deploy: bool = Field(False, description="Deploy automatically when a promotion MR merges.")
@@ -134,9 +146,13 @@ class PipelineConfig(Strict):
         "inline",
         description="inline: self-contained .gitlab-ci.yml; component: include mlgit's CI/CD component.",
     )
-    component: str = Field(DEFAULT_COMPONENT, description="CI/CD component path (component mode).")
-    version: str = Field(__version__, description="Pinned mlgit version: component and CLI image.")
-    cli_image: str = Field(
+    component: Reference = Field(DEFAULT_COMPONENT, description="CI/CD component path (component mode).")
+    version: str = Field(
+        __version__,
+        pattern=r"^[0-9A-Za-z][0-9A-Za-z._+-]*$",
+        description="Pinned mlgit version: component and CLI image.",
+    )
+    cli_image: Reference = Field(
         DEFAULT_CLI_IMAGE,
         description="Image of the test, deploy and promote jobs: mlgit, kubectl, onnxruntime, pytest.",
     )
@@ -193,16 +209,28 @@ class MlgitConfig(Strict):
             cfg.tls = cfg.tls or self.tls
             cfg.tier = cfg.tier or _default_tier(env)
             if cfg.tier == "production":
-                # Production defaults meet the prod policies: two replicas, a PDB and an HPA.
+                # Production defaults meet the prod policies (two replicas, a PDB and an HPA); an explicit
+                # replica count is kept and becomes the default HPA's floor.
                 if "replicas" not in cfg.model_fields_set:
                     cfg.replicas = 2
                 if "autoscaling" not in cfg.model_fields_set:
-                    cfg.autoscaling = AutoscalingConfig(enabled=True, min_replicas=2, max_replicas=4)
+                    floor = max(cfg.replicas, 2)
+                    cfg.autoscaling = AutoscalingConfig(
+                        enabled=True, min_replicas=floor, max_replicas=max(4, 2 * floor)
+                    )
             if cfg.autoscaling.enabled and not self.serving.resources.requests.cpu:
                 raise ValueError(
                     f"environments.{env}.autoscaling: a CPU-utilisation HPA needs serving.resources.requests.cpu"
                 )
             _check_in_domain(cfg.host, self.domain, f"environments.{env}.host")
+        namespaces: dict[str, str] = {}
+        for env, cfg in self.environments.items():
+            if cfg.namespace in namespaces:
+                raise ValueError(
+                    f"environments.{env}.namespace: {cfg.namespace} is also {namespaces[cfg.namespace]}'s namespace; "
+                    "two environments in one namespace would overwrite each other's objects"
+                )
+            namespaces[str(cfg.namespace)] = env
         self.review.namespace = self.review.namespace or f"{self.name}-review"
         self.review.host = self.review.host or f"{{slug}}.{self.name}.review.{self.domain}"
         self.review.exposure = self.review.exposure or self.exposure

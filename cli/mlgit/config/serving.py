@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, model_validator
 
 from mlgit import __version__
-from mlgit.config.types import Datatype, DnsLabel, PositiveInt, Quantity, Strict, quantity_value
+from mlgit.config.types import (
+    VERSION_PATTERN,
+    Datatype,
+    DnsLabel,
+    LabelKey,
+    LabelValue,
+    PositiveInt,
+    Quantity,
+    Reference,
+    RepoPath,
+    Strict,
+    quantity_value,
+)
 
 DEFAULT_RUNTIME_IMAGE = "registry.gitlab.com/mlgit/mlgit/serving-runtime"
 
@@ -33,7 +45,7 @@ class Signature(Strict):
 
 
 class SampleConfig(Strict):
-    path: str = Field(
+    path: RepoPath = Field(
         "model/sample.json",
         description="OIP v2 request plus `expected_outputs` (docs/contracts.md); used by tests, warm-up "
         "and smoke checks.",
@@ -43,7 +55,7 @@ class SampleConfig(Strict):
 
 
 class ModelConfig(Strict):
-    path: str = Field("model/model.onnx", description="Path of the .onnx file, relative to mlgit.yaml.")
+    path: RepoPath = Field("model/model.onnx", description="Path of the .onnx file, relative to mlgit.yaml.")
     version: str = Field(
         "1", pattern=r"^[0-9]+$", description="Model version served (a directory name in the runtime)."
     )
@@ -61,7 +73,10 @@ class ProviderConfig(Strict):
     name: Literal["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"] = Field(
         description="onnxruntime execution provider."
     )
-    options: dict[str, Any] = Field(default_factory=dict, description="Provider options passed to onnxruntime.")
+    # onnxruntime takes provider options as flat string-convertible values (the runtime checks the same).
+    options: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="Provider options passed to onnxruntime."
+    )
 
 
 class BatchingConfig(Strict):
@@ -96,7 +111,7 @@ class ResourcesConfig(Strict):
 
 
 class Toleration(Strict):
-    key: str
+    key: LabelKey
     operator: Literal["Exists", "Equal"] = "Exists"
     value: str | None = None
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
@@ -119,7 +134,7 @@ class ServingConfig(Strict):
     drain_seconds: PositiveInt = Field(
         20, description="On SIGTERM, how long in-flight and queued requests may take to finish."
     )
-    node_selector: dict[str, str] = Field(default_factory=dict, description="Pod nodeSelector.")
+    node_selector: dict[LabelKey, LabelValue] = Field(default_factory=dict, description="Pod nodeSelector.")
     tolerations: list[Toleration] | None = Field(
         None, description="Pod tolerations; gpu models default to tolerating nvidia.com/gpu taints."
     )
@@ -139,6 +154,9 @@ class ServingConfig(Strict):
             self.gpus = 1
         elif self.gpus == 0:
             raise ValueError("gpus: 0 on a GPU model; a GPU model needs at least one GPU")
+        gpu_providers = {"CUDAExecutionProvider", "TensorrtExecutionProvider"}
+        if self.device == "gpu" and self.providers is not None and not gpu_providers & {p.name for p in self.providers}:
+            raise ValueError("providers: a GPU model needs CUDAExecutionProvider or TensorrtExecutionProvider")
         if self.providers is None:
             cuda = [ProviderConfig(name="CUDAExecutionProvider", options={"device_id": 0})]
             self.providers = [
@@ -159,8 +177,10 @@ class ImageConfig(Strict):
         pattern=r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._/-][a-z0-9]+)*)*$",
         description="Where the model image is pushed, e.g. registry.gitlab.com/group/project.",
     )
-    runtime: str = Field(DEFAULT_RUNTIME_IMAGE, description="Serving runtime image the model image builds on.")
-    runtime_version: str = Field(__version__, description="Runtime version; the tag is <version>-<cpu|gpu>.")
+    runtime: Reference = Field(DEFAULT_RUNTIME_IMAGE, description="Serving runtime image the model image builds on.")
+    runtime_version: str = Field(
+        __version__, pattern=VERSION_PATTERN, description="Runtime version; the tag is <version>-<cpu|gpu>."
+    )
 
     @property
     def registry(self) -> str:

@@ -57,6 +57,43 @@ def _annotation_keys(value: dict[str, str]) -> dict[str, str]:
     return value
 
 
+LABEL_VALUE_RE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$")
+VERSION_PATTERN = r"^[0-9A-Za-z][0-9A-Za-z._+-]*$"  # an image tag / release version
+# No whitespace or quotes: these land unquoted in generated YAML and shell lines.
+REFERENCE_RE = re.compile(r"^[A-Za-z0-9$][A-Za-z0-9$_{}./:@+-]*$")
+
+
+def _label_key(value: str) -> str:
+    if not ANNOTATION_KEY_RE.match(value) or len(value) > 316:
+        raise ValueError(f"{value!r} is not a label key (prefix.example.com/name, name up to 63 characters)")
+    return value
+
+
+def _label_value(value: str) -> str:
+    if not LABEL_VALUE_RE.match(value):
+        raise ValueError(f"{value!r} is not a label value (up to 63 letters, digits, '-', '_', '.')")
+    return value
+
+
+def _one_line(value: str) -> str:
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError(f"{value!r} contains a line break or control character")
+    return value
+
+
+def _reference(value: str) -> str:
+    if not REFERENCE_RE.match(value):
+        raise ValueError(f"{value!r} is not a reference (no spaces or quotes; e.g. registry.example.com/x/y)")
+    return value
+
+
+def _repo_path(value: str) -> str:
+    parts = value.replace("\\", "/").split("/")
+    if not value or value.startswith("/") or ".." in parts or any(ord(c) < 32 for c in value):
+        raise ValueError(f"{value!r} must be a relative path inside the repository (no '..', not absolute)")
+    return value
+
+
 def _quantity(value: str) -> str:
     if not QUANTITY_RE.match(value):
         raise ValueError(f"{value!r} is not a Kubernetes quantity (e.g. 500m, 2, 512Mi, 4Gi)")
@@ -71,6 +108,11 @@ def _duration(value: str) -> str:
 
 DnsLabel = Annotated[str, AfterValidator(_dns_label)]
 AnnotationMap = Annotated[dict[str, str], AfterValidator(_annotation_keys)]
+LabelKey = Annotated[str, AfterValidator(_label_key)]
+LabelValue = Annotated[str, AfterValidator(_label_value)]
+OneLine = Annotated[str, AfterValidator(_one_line)]
+Reference = Annotated[str, AfterValidator(_reference)]
+RepoPath = Annotated[str, AfterValidator(_repo_path)]
 DnsName = Annotated[str, AfterValidator(_dns_name)]
 Quantity = Annotated[str, AfterValidator(_quantity)]
 Duration = Annotated[str, AfterValidator(_duration)]
