@@ -25,7 +25,7 @@ from .settings import BatchingSettings
 class _Item:
     inputs: dict[str, np.ndarray]
     rows: int
-    key: tuple[tuple[int, ...], ...]
+    key: tuple[tuple[int, ...], ...] | None  # None: never batched with another request
     future: asyncio.Future[dict[str, np.ndarray]]
     enqueued: float
 
@@ -57,7 +57,10 @@ class AdaptiveBatcher:
                 item.future.set_exception(Unavailable("the server is shutting down"))
 
     async def infer(self, inputs: dict[str, np.ndarray], output_names: list[str]) -> dict[str, np.ndarray]:
-        key = tuple(inputs[name].shape[1:] for name in self._inputs)
+        # Inputs that disagree on their batch size cannot be stacked with anyone's: slicing the outputs
+        # back by row counts would hand one client another client's rows. Such a request runs alone.
+        batch_sizes = {inputs[name].shape[0] if inputs[name].ndim else None for name in self._inputs}
+        key = tuple(inputs[name].shape[1:] for name in self._inputs) if len(batch_sizes) == 1 else None
         future: asyncio.Future[dict[str, np.ndarray]] = asyncio.get_running_loop().create_future()
         self._queue.append(_Item(inputs, rows_of(inputs), key, future, time.perf_counter()))
         self._held += 1
@@ -73,7 +76,7 @@ class AdaptiveBatcher:
         key, kept = batch[0].key, deque()
         while self._queue:
             item = self._queue.popleft()
-            if item.key == key and rows + item.rows <= self._max_rows:
+            if key is not None and item.key == key and rows + item.rows <= self._max_rows:
                 batch.append(item)
                 rows += item.rows
             else:

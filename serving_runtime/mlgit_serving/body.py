@@ -14,16 +14,25 @@ def _too_large(limit: int) -> PayloadTooLarge:
 
 
 def _inflate(body: bytes, wbits: int, limit: int, encoding: str) -> bytes:
-    inflater = zlib.decompressobj(wbits)
-    try:
-        data = inflater.decompress(body, limit + 1)
-    except zlib.error as exc:
-        raise BadRequest(f"request body is not valid {encoding} data: {exc}") from None
-    if len(data) > limit:
-        raise _too_large(limit)
-    if not inflater.eof:
-        raise BadRequest(f"{encoding} request body is truncated")
-    return data
+    """Decompress, member after member for gzip (RFC 1952 allows several), within `limit` bytes in all."""
+    parts, size, rest = [], 0, body
+    while True:
+        inflater = zlib.decompressobj(wbits)
+        try:
+            data = inflater.decompress(rest, limit + 1 - size)
+        except zlib.error as exc:
+            raise BadRequest(f"request body is not valid {encoding} data: {exc}") from None
+        size += len(data)
+        if size > limit:
+            raise _too_large(limit)
+        if not inflater.eof:
+            raise BadRequest(f"{encoding} request body is truncated")
+        parts.append(data)
+        rest = inflater.unused_data
+        if not rest:
+            return parts[0] if len(parts) == 1 else b"".join(parts)
+        if encoding != "gzip":
+            raise BadRequest(f"{encoding} request body has {len(rest)} bytes after its end")
 
 
 def _decompress(body: bytes, encoding: str, limit: int) -> bytes:

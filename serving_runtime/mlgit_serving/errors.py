@@ -25,6 +25,16 @@ class NotFound(ServingError):
     status_code = 404
 
 
+class RequestTimeout(ServingError):
+    status_code = 408
+
+
+class ClientClosed(ServingError):
+    """The client went away mid-request; nginx's 499, so that no server error is counted."""
+
+    status_code = 499
+
+
 class PayloadTooLarge(ServingError):
     status_code = 413
 

@@ -6,6 +6,7 @@ checked completely against the signature in validation.py.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Coroutine
@@ -13,14 +14,14 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import request_response
 
 from . import openapi
 from .body import read_body
 from .codec import encode_response, split_body
-from .errors import ServingError
+from .errors import ClientClosed, RequestTimeout, ServingError
 from .state import ServingState
 from .validation import decode_request
 
@@ -52,6 +53,7 @@ def add_inference_routes(app: FastAPI, state: ServingState) -> Callable[..., Cor
     repository = state.repository
     audit = state.audit
     access_log = state.settings.access_log
+    body_timeout = state.settings.request_body_timeout_seconds
 
     async def infer(request: Request, model_name: str, model_version: str | None = None) -> Response:
         arrived = time.perf_counter()
@@ -62,7 +64,13 @@ def add_inference_routes(app: FastAPI, state: ServingState) -> Callable[..., Cor
         try:
             mv.require_ready()
             with mv.runner.admission:
-                body = await read_body(request, mv.max_request_bytes)
+                try:
+                    async with asyncio.timeout(body_timeout):
+                        body = await read_body(request, mv.max_request_bytes)
+                except TimeoutError:
+                    raise RequestTimeout(f"the request body did not arrive within {body_timeout:g} s") from None
+                except ClientDisconnect:
+                    raise ClientClosed("the client closed the connection before its request body arrived") from None
                 header_length = request.headers.get(_HEADER_LENGTH)
                 parsed, binary = split_body(body, header_length)
                 if isinstance(parsed, dict) and isinstance(parsed.get("id"), str):

@@ -46,6 +46,12 @@ class ServerSettings(BaseSettings):
         description="After SIGTERM (not Ctrl-C), keep accepting requests (while /v2/health/ready says 503) "
         "this long so that load balancers stop routing here first; counted within drain_seconds.",
     )
+    request_body_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="Longest an inference request's body may take to arrive before a 408: a stalled "
+        "upload holds a queue slot (max_queue_size) meanwhile.",
+    )
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
     access_log: bool = Field(False, description="Log one JSON line per inference request (errors always are).")
     audit_sample_rate: float = Field(

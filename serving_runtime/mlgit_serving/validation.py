@@ -25,10 +25,17 @@ class DecodedRequest:
     outputs: list[tuple[str, bool]]  # requested (name, binary) in response order
 
 
+# A zero-size tensor passes every element count check whatever its other dimensions say, so those are
+# bounded here: numpy (and onnxruntime) cannot even describe a dimension past this.
+MAX_DIMENSION = 2**31 - 1
+
+
 def _shape_of(item: dict[str, Any], spec: Tensor) -> list[int]:
     shape = item.get("shape")
-    if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
-        raise BadRequest(f"input {spec.name!r}: shape must be a list of non-negative integers, got {shape!r:.80}")
+    if not isinstance(shape, list) or not all(type(d) is int and 0 <= d <= MAX_DIMENSION for d in shape):
+        raise BadRequest(
+            f"input {spec.name!r}: shape must be a list of integers from 0 to {MAX_DIMENSION}, got {shape!r:.80}"
+        )
     if len(shape) != len(spec.shape):
         raise BadRequest(
             f"input {spec.name!r}: expected rank {len(spec.shape)} (shape {list(spec.shape)}), "
@@ -137,7 +144,7 @@ def _requested_outputs(request: dict[str, Any], signature: Signature) -> list[tu
         raise BadRequest("'parameters' must be an object")
     default_binary = bool(parameters and parameters.get("binary_data_output") is True)
     wanted = request.get("outputs")
-    if wanted is None:
+    if wanted is None or wanted == []:  # an empty list asks for nothing in particular: all, as Triton does
         return [(name, default_binary) for name in signature.outputs]
     if not isinstance(wanted, list):
         raise BadRequest("'outputs' must be a list")

@@ -22,15 +22,21 @@ from mlgit_serving.app import create_app
 from mlgit_serving.settings import ServerSettings
 
 ONNX_TYPES = {
-    "BOOL": TensorProto.BOOL, "UINT8": TensorProto.UINT8, "UINT16": TensorProto.UINT16,
-    "UINT32": TensorProto.UINT32, "UINT64": TensorProto.UINT64, "INT8": TensorProto.INT8,
-    "INT16": TensorProto.INT16, "INT32": TensorProto.INT32, "INT64": TensorProto.INT64,
-    "FP16": TensorProto.FLOAT16, "FP32": TensorProto.FLOAT, "FP64": TensorProto.DOUBLE,
+    "BOOL": TensorProto.BOOL,
+    "UINT8": TensorProto.UINT8,
+    "UINT16": TensorProto.UINT16,
+    "UINT32": TensorProto.UINT32,
+    "UINT64": TensorProto.UINT64,
+    "INT8": TensorProto.INT8,
+    "INT16": TensorProto.INT16,
+    "INT32": TensorProto.INT32,
+    "INT64": TensorProto.INT64,
+    "FP16": TensorProto.FLOAT16,
+    "FP32": TensorProto.FLOAT,
+    "FP64": TensorProto.DOUBLE,
     "BYTES": TensorProto.STRING,
 }
-CLASSIFIER_WEIGHTS = np.array(
-    [[1.0, -1.0, 0.5], [0.5, 1.0, -1.0], [-1.0, 0.5, 1.0], [0.2, 0.2, 0.2]], dtype=np.float32
-)
+CLASSIFIER_WEIGHTS = np.array([[1.0, -1.0, 0.5], [0.5, 1.0, -1.0], [-1.0, 0.5, 1.0], [0.2, 0.2, 0.2]], dtype=np.float32)
 
 
 def _model(nodes: list[Any], inputs: list[Any], outputs: list[Any], initializers: list[Any] = ()) -> onnx.ModelProto:
@@ -97,6 +103,14 @@ def row_sum() -> onnx.ModelProto:
         [helper.make_tensor_value_info("total", TensorProto.FLOAT, ["N"])],
         [numpy_helper.from_array(np.array([1], dtype=np.int64), "axes")],
     )
+
+
+def two_identities() -> onnx.ModelProto:
+    """a[N,1] -> a_out, b[N,1] -> b_out: two inputs whose batch sizes a client could make disagree."""
+    nodes = [helper.make_node("Identity", [n], [f"{n}_out"]) for n in ("a", "b")]
+    spec = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["N", 1]) for n in ("a", "b")]
+    out = [helper.make_tensor_value_info(f"{n}_out", TensorProto.FLOAT, ["N", 1]) for n in ("a", "b")]
+    return _model(nodes, spec, out)
 
 
 def fixed_shape() -> onnx.ModelProto:
@@ -186,18 +200,32 @@ def stop_server(running: RunningServer) -> None:
 @pytest.fixture(scope="session")
 def model_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("models")
-    write_model(root, "iris", {"1": classifier(0.0), "2": classifier(100.0)}, {"inputs": [
-        {"name": "input", "datatype": "FP32", "shape": [-1, 4]}]}, IRIS_SAMPLE)
-    write_model(root, "iris_batched", {"1": classifier(0.0)},
-                {"batching": {"enabled": True, "max_batch_size": 8, "max_delay_ms": 20}}, IRIS_SAMPLE)
+    write_model(
+        root,
+        "iris",
+        {"1": classifier(0.0), "2": classifier(100.0)},
+        {"inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, 4]}]},
+        IRIS_SAMPLE,
+    )
+    write_model(
+        root,
+        "iris_batched",
+        {"1": classifier(0.0)},
+        {"batching": {"enabled": True, "max_batch_size": 8, "max_delay_ms": 20}},
+        IRIS_SAMPLE,
+    )
     write_model(root, "types", {"1": identity_all_types()})
-    write_model(root, "lookup", {"1": lookup()},
-                {"batching": {"enabled": True, "max_batch_size": 64, "max_delay_ms": 200}})
-    write_model(root, "rowsum", {"1": row_sum()},
-                {"batching": {"enabled": True, "max_batch_size": 64, "max_delay_ms": 200}})
-    write_model(root, "tiny_queue", {"1": classifier(0.0)},
-                {"batching": {"enabled": True, "max_queue_size": 1}})
+    write_model(
+        root, "lookup", {"1": lookup()}, {"batching": {"enabled": True, "max_batch_size": 64, "max_delay_ms": 200}}
+    )
+    write_model(
+        root, "rowsum", {"1": row_sum()}, {"batching": {"enabled": True, "max_batch_size": 64, "max_delay_ms": 200}}
+    )
+    write_model(root, "tiny_queue", {"1": classifier(0.0)}, {"batching": {"enabled": True, "max_queue_size": 1}})
     write_model(root, "fixed", {"1": fixed_shape()})
+    write_model(
+        root, "two", {"1": two_identities()}, {"batching": {"enabled": True, "max_batch_size": 64, "max_delay_ms": 100}}
+    )
     write_model(root, "small", {"1": classifier(0.0)}, {"max_request_bytes": 512})
     return root
 

@@ -28,6 +28,8 @@ def _binary(header: dict[str, Any], payload: bytes, header_length: int | None = 
     return head + payload, {"Inference-Header-Content-Length": str(length)}
 
 
+GOOD_BODY = json.dumps(_with()).encode()
+ROWSUM_X = {"name": "x", "datatype": "FP32"}
 FOUR_FLOATS = np.ones(4, dtype=np.float32).tobytes()
 BINARY_INPUT = {"name": "input", "datatype": "FP32", "shape": [1, 4], "parameters": {"binary_data_size": 16}}
 
@@ -37,7 +39,7 @@ CASES: list[tuple[str, str, Any, int, str]] = [
     ("unknown-datatype", "iris", _with(datatype="FLOAT"), 400, "expected datatype FP32"),
     ("wrong-rank", "iris", _with(shape=[4]), 400, "expected rank 2"),
     ("wrong-fixed-dim", "iris", _with(shape=[2, 2]), 400, "expected shape [-1, 4], got [2, 2]"),
-    ("negative-dim", "iris", _with(shape=[-1, 4]), 400, "non-negative integers"),
+    ("negative-dim", "iris", _with(shape=[-1, 4]), 400, "shape must be a list of integers from 0 to"),
     ("shape-not-list", "iris", _with(shape="1,4"), 400, "shape must be a list"),
     ("float-dim", "iris", _with(shape=[1.0, 4]), 400, "shape must be a list"),
     ("too-few-elements", "iris", _with(data=[1.0, 2.0]), 400, "shape needs 4 elements, 'data' has 2"),
@@ -48,10 +50,20 @@ CASES: list[tuple[str, str, Any, int, str]] = [
     ("booleans-for-floats", "iris", _with(data=[True, False, True, True]), 400, "got booleans"),
     ("ragged", "iris", _with(data=[[1.0, 2.0], [3.0]]), 400, "ragged"),
     ("data-not-list", "iris", _with(data=5), 400, "'data' must be a list"),
-    ("no-data", "iris", {"inputs": [{k: v for k, v in GOOD.items() if k != "data"}]}, 400,
-     "needs 'data' or parameters.binary_data_size"),
-    ("missing-input", "types", {"inputs": [{"name": "in_FP32", "datatype": "FP32", "shape": [1, 2],
-                                            "data": [1.0, 2.0]}]}, 400, "missing input(s) ['in_BOOL'"),
+    (
+        "no-data",
+        "iris",
+        {"inputs": [{k: v for k, v in GOOD.items() if k != "data"}]},
+        400,
+        "needs 'data' or parameters.binary_data_size",
+    ),
+    (
+        "missing-input",
+        "types",
+        {"inputs": [{"name": "in_FP32", "datatype": "FP32", "shape": [1, 2], "data": [1.0, 2.0]}]},
+        400,
+        "missing input(s) ['in_BOOL'",
+    ),
     ("extra-input", "iris", {"inputs": [GOOD, {**GOOD, "name": "extra"}]}, 400, "unknown input 'extra'"),
     ("duplicate-input", "iris", {"inputs": [GOOD, GOOD]}, 400, "input 'input' appears twice"),
     ("no-inputs", "iris", {"inputs": []}, 400, "'inputs' must be a non-empty list"),
@@ -61,56 +73,167 @@ CASES: list[tuple[str, str, Any, int, str]] = [
     ("id-not-string", "iris", {**_with(), "id": 5}, 400, "'id' must be a string"),
     ("parameters-not-object", "iris", {**_with(), "parameters": [1]}, 400, "'parameters' must be an object"),
     ("unknown-output", "iris", {**_with(), "outputs": [{"name": "nope"}]}, 400, "unknown output 'nope'"),
-    ("duplicate-output", "iris", {**_with(), "outputs": [{"name": "label"}, {"name": "label"}]}, 400,
-     "output 'label' is requested twice"),
-    ("classification", "iris", {**_with(), "outputs": [{"name": "label", "parameters": {"classification": 2}}]},
-     400, "classification extension is not supported"),
+    (
+        "duplicate-output",
+        "iris",
+        {**_with(), "outputs": [{"name": "label"}, {"name": "label"}]},
+        400,
+        "output 'label' is requested twice",
+    ),
+    (
+        "classification",
+        "iris",
+        {**_with(), "outputs": [{"name": "label", "parameters": {"classification": 2}}]},
+        400,
+        "classification extension is not supported",
+    ),
     ("int8-overflow", "types", None, 400, "do not fit INT8"),
-    ("floats-for-ints", "lookup", {"inputs": [{"name": "index", "datatype": "INT64", "shape": [1], "data": [1.5]}]},
-     400, "expected INT64 values, got floating-point numbers"),
+    (
+        "floats-for-ints",
+        "lookup",
+        {"inputs": [{"name": "index", "datatype": "INT64", "shape": [1], "data": [1.5]}]},
+        400,
+        "expected INT64 values, got floating-point numbers",
+    ),
     ("numbers-for-bytes", "types", None, 400, "BYTES data must be a flat list of strings"),
-    ("index-out-of-range", "lookup", {"inputs": [{"name": "index", "datatype": "INT64", "shape": [1], "data": [20]}]},
-     400, "inference failed for this input"),
+    (
+        "index-out-of-range",
+        "lookup",
+        {"inputs": [{"name": "index", "datatype": "INT64", "shape": [1], "data": [20]}]},
+        400,
+        "inference failed for this input",
+    ),
     ("not-json", "iris", (b"hello", {}), 400, "request body is not valid JSON"),
     ("truncated-json", "iris", (json.dumps(_with()).encode()[:-7], {}), 400, "request body is not valid JSON"),
     ("empty-body", "iris", (b"", {}), 400, "not valid JSON"),
-    ("header-length-too-long", "iris", _binary({"inputs": [BINARY_INPUT]}, FOUR_FLOATS, 10_000), 400,
-     "Inference-Header-Content-Length is 10000 but the body has"),
-    ("header-length-zero", "iris", _binary({"inputs": [BINARY_INPUT]}, FOUR_FLOATS, 0), 400,
-     "Inference-Header-Content-Length is 0"),
+    (
+        "header-length-too-long",
+        "iris",
+        _binary({"inputs": [BINARY_INPUT]}, FOUR_FLOATS, 10_000),
+        400,
+        "Inference-Header-Content-Length is 10000 but the body has",
+    ),
+    (
+        "header-length-zero",
+        "iris",
+        _binary({"inputs": [BINARY_INPUT]}, FOUR_FLOATS, 0),
+        400,
+        "Inference-Header-Content-Length is 0",
+    ),
     ("header-length-not-int", "iris", (b"{}", {"Inference-Header-Content-Length": "abc"}), 400, "must be an integer"),
     ("header-length-cuts-json", "iris", _binary({"inputs": [BINARY_INPUT]}, FOUR_FLOATS, 20), 400, "not valid JSON"),
-    ("binary-size-past-body", "iris", _binary({"inputs": [BINARY_INPUT]}, FOUR_FLOATS[:8]), 400,
-     "binary_data_size is 16 but only 8 bytes of binary data remain"),
-    ("binary-size-vs-shape", "iris",
-     _binary({"inputs": [{**BINARY_INPUT, "parameters": {"binary_data_size": 8}}]}, FOUR_FLOATS[:8]),
-     400, "shape needs 16 bytes of FP32, binary_data_size is 8"),
-    ("binary-trailing-bytes", "iris", _binary({"inputs": [BINARY_INPUT]}, FOUR_FLOATS + b"xx"), 400,
-     "2 bytes of binary data that no input's binary_data_size claims"),
-    ("binary-size-negative", "iris", _binary({"inputs": [{**BINARY_INPUT, "parameters": {"binary_data_size": -4}}]},
-                                             FOUR_FLOATS), 400, "binary_data_size must be a non-negative integer"),
-    ("binary-and-data", "iris", _binary({"inputs": [{**BINARY_INPUT, "data": [1, 2, 3, 4]}]}, FOUR_FLOATS), 400,
-     "has both 'data' and parameters.binary_data_size"),
+    (
+        "binary-size-past-body",
+        "iris",
+        _binary({"inputs": [BINARY_INPUT]}, FOUR_FLOATS[:8]),
+        400,
+        "binary_data_size is 16 but only 8 bytes of binary data remain",
+    ),
+    (
+        "binary-size-vs-shape",
+        "iris",
+        _binary({"inputs": [{**BINARY_INPUT, "parameters": {"binary_data_size": 8}}]}, FOUR_FLOATS[:8]),
+        400,
+        "shape needs 16 bytes of FP32, binary_data_size is 8",
+    ),
+    (
+        "binary-trailing-bytes",
+        "iris",
+        _binary({"inputs": [BINARY_INPUT]}, FOUR_FLOATS + b"xx"),
+        400,
+        "2 bytes of binary data that no input's binary_data_size claims",
+    ),
+    (
+        "binary-size-negative",
+        "iris",
+        _binary({"inputs": [{**BINARY_INPUT, "parameters": {"binary_data_size": -4}}]}, FOUR_FLOATS),
+        400,
+        "binary_data_size must be a non-negative integer",
+    ),
+    (
+        "binary-and-data",
+        "iris",
+        _binary({"inputs": [{**BINARY_INPUT, "data": [1, 2, 3, 4]}]}, FOUR_FLOATS),
+        400,
+        "has both 'data' and parameters.binary_data_size",
+    ),
     ("bytes-prefix-past-end", "types", None, 400, "runs past the data"),
     ("bad-gzip", "iris", (b"not gzip at all", {"Content-Encoding": "gzip"}), 400, "not valid gzip data"),
-    ("truncated-gzip", "iris", (gzip.compress(json.dumps(_with()).encode())[:-12], {"Content-Encoding": "gzip"}),
-     400, "gzip request body is truncated"),
+    (
+        "truncated-gzip",
+        "iris",
+        (gzip.compress(json.dumps(_with()).encode())[:-12], {"Content-Encoding": "gzip"}),
+        400,
+        "gzip request body is truncated",
+    ),
     ("unknown-encoding", "iris", (b"{}", {"Content-Encoding": "br"}), 415, "unsupported Content-Encoding 'br'"),
-    ("body-over-limit", "small", _with(data=[1.0] * 400, shape=[100, 4]), 413,
-     "exceeds this model's max_request_bytes"),
-    ("gzip-bomb", "small",
-     (gzip.compress(b" " * 100_000 + json.dumps(_with()).encode()), {"Content-Encoding": "gzip"}),
-     413, "max_request_bytes (512)"),
+    (
+        "body-over-limit",
+        "small",
+        _with(data=[1.0] * 400, shape=[100, 4]),
+        413,
+        "exceeds this model's max_request_bytes",
+    ),
+    (
+        "gzip-bomb",
+        "small",
+        (gzip.compress(b" " * 100_000 + json.dumps(_with()).encode()), {"Content-Encoding": "gzip"}),
+        413,
+        "max_request_bytes (512)",
+    ),
+    (
+        "zero-size-with-huge-dim",
+        "rowsum",
+        {"inputs": [{"name": "x", "datatype": "FP32", "shape": [0, 2**63], "data": []}]},
+        400,
+        "shape must be a list of integers from 0 to 2147483647",
+    ),
+    (
+        "gzip-trailing-garbage",
+        "iris",
+        (gzip.compress(json.dumps(_with()).encode()) + b"garbage", {"Content-Encoding": "gzip"}),
+        400,
+        "not valid gzip data",
+    ),
+    (
+        "deflate-trailing-bytes",
+        "iris",
+        (zlib.compress(json.dumps(_with()).encode()) + b"xy", {"Content-Encoding": "deflate"}),
+        400,
+        "deflate request body has 2 bytes after its end",
+    ),
     ("unknown-model", "nope", _with(), 404, "unknown model 'nope'"),
 ]
 
 
 def _types_request(datatype: str, data: list[Any]) -> dict[str, Any]:
-    return {"inputs": [{"name": "in_INT8", "datatype": "INT8", "shape": [1, 2], "data": [1, 2]}]
-            + [{"name": f"in_{t}", "datatype": t, "shape": [1, 2], "data": data if t == datatype else
-                (["a", "b"] if t == "BYTES" else [True, False] if t == "BOOL" else [1, 2])}
-               for t in ("BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT16", "INT32", "INT64", "FP16", "FP32",
-                         "FP64", "BYTES")]}
+    return {
+        "inputs": [{"name": "in_INT8", "datatype": "INT8", "shape": [1, 2], "data": [1, 2]}]
+        + [
+            {
+                "name": f"in_{t}",
+                "datatype": t,
+                "shape": [1, 2],
+                "data": data
+                if t == datatype
+                else (["a", "b"] if t == "BYTES" else [True, False] if t == "BOOL" else [1, 2]),
+            }
+            for t in (
+                "BOOL",
+                "UINT8",
+                "UINT16",
+                "UINT32",
+                "UINT64",
+                "INT16",
+                "INT32",
+                "INT64",
+                "FP16",
+                "FP32",
+                "FP64",
+                "BYTES",
+            )
+        ]
+    }
 
 
 def _request_for(case_id: str, request: Any) -> Any:
@@ -122,8 +245,12 @@ def _request_for(case_id: str, request: Any) -> Any:
         return _types_request("BYTES", [1, 2])
     if case_id == "bytes-prefix-past-end":
         body = _types_request("FP32", [1.0, 2.0])
-        body["inputs"][-1] = {"name": "in_BYTES", "datatype": "BYTES", "shape": [1, 2],
-                              "parameters": {"binary_data_size": 9}}
+        body["inputs"][-1] = {
+            "name": "in_BYTES",
+            "datatype": "BYTES",
+            "shape": [1, 2],
+            "parameters": {"binary_data_size": 9},
+        }
         return _binary(body, struct.pack("<I", 1) + b"a" + struct.pack("<I", 10))
     return request
 
@@ -167,9 +294,24 @@ def test_deflate_raw_and_zlib(http: httpx.Client) -> None:
     body = json.dumps(_with()).encode()
     raw = zlib.compressobj(wbits=-zlib.MAX_WBITS)
     for encoded in (zlib.compress(body), raw.compress(body) + raw.flush()):
-        response = http.post("/v2/models/iris/versions/1/infer", content=encoded,
-                             headers={"Content-Encoding": "deflate"})
+        response = http.post(
+            "/v2/models/iris/versions/1/infer", content=encoded, headers={"Content-Encoding": "deflate"}
+        )
         assert response.status_code == 200, response.text
+
+
+def test_multi_member_gzip_is_one_body(http: httpx.Client) -> None:
+    body = json.dumps(_with()).encode()
+    encoded = gzip.compress(body[:20]) + gzip.compress(body[20:])
+    response = http.post("/v2/models/iris/infer", content=encoded, headers={"Content-Encoding": "gzip"})
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("model", ["iris", "iris_batched"])
+def test_empty_requested_outputs_means_all_outputs(http: httpx.Client, model: str) -> None:
+    response = http.post(f"/v2/models/{model}/infer", json={**_with(), "outputs": []})
+    assert response.status_code == 200, response.text
+    assert [o["name"] for o in response.json()["outputs"]] == ["label", "probabilities"]
 
 
 def test_server_survives_bad_input(server: RunningServer, http: httpx.Client) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import threading
@@ -69,8 +70,10 @@ def _post_many(server: RunningServer, model: str, bodies: list[dict]) -> list[ht
 
 def test_one_bad_request_does_not_fail_its_batch_mates(server: RunningServer) -> None:
     indices = [[1], [2, 3], [20], [4], [5, 6, 7], [8], [9], [0]]  # 20 is past the table: onnxruntime fails
-    bodies = [{"id": str(i), "inputs": [{"name": "index", "datatype": "INT64", "shape": [len(idx)], "data": idx}]}
-              for i, idx in enumerate(indices)]
+    bodies = [
+        {"id": str(i), "inputs": [{"name": "index", "datatype": "INT64", "shape": [len(idx)], "data": idx}]}
+        for i, idx in enumerate(indices)
+    ]
     responses = _post_many(server, "lookup", bodies)
     for idx, response in zip(indices, responses, strict=True):
         if 20 in idx:
@@ -84,18 +87,46 @@ def test_one_bad_request_does_not_fail_its_batch_mates(server: RunningServer) ->
 def test_incompatible_shapes_run_in_separate_batches(server: RunningServer) -> None:
     shapes = [(2, 3), (1, 5), (3, 3), (2, 5), (1, 1)]
     inputs = [np.arange(r * c, dtype=np.float32).reshape(r, c) for r, c in shapes]
-    bodies = [{"inputs": [{"name": "x", "datatype": "FP32", "shape": list(x.shape), "data": x.ravel().tolist()}]}
-              for x in inputs]
+    bodies = [
+        {"inputs": [{"name": "x", "datatype": "FP32", "shape": list(x.shape), "data": x.ravel().tolist()}]}
+        for x in inputs
+    ]
     for x, response in zip(inputs, _post_many(server, "rowsum", bodies), strict=True):
         assert response.status_code == 200, response.text
         assert response.json()["outputs"][0]["data"] == x.sum(axis=1).tolist()
 
 
+def test_inputs_disagreeing_on_batch_size_never_share_a_batch(server: RunningServer) -> None:
+    """Stacked with a batch-mate, such a request's outputs would be sliced at another client's rows."""
+
+    def body(a: list[float], b: list[float]) -> dict:
+        return {
+            "inputs": [
+                {"name": n, "datatype": "FP32", "shape": [len(v), 1], "data": v} for n, v in (("a", a), ("b", b))
+            ]
+        }
+
+    first, second = body([100], [200, 201]), body([300, 301], [400])
+    bodies = [first, second] * 20
+
+    async def post_all() -> list[httpx.Response]:
+        limits = httpx.Limits(max_connections=len(bodies))
+        async with httpx.AsyncClient(base_url=server.url, timeout=30, limits=limits) as http:
+            return await asyncio.gather(*(http.post("/v2/models/two/infer", json=b) for b in bodies))
+
+    responses = asyncio.run(post_all())
+    for sent, response in zip(bodies, responses, strict=True):
+        assert response.status_code == 200, response.text
+        got = {o["name"]: o["data"] for o in response.json()["outputs"]}
+        assert got == {"a_out": sent["inputs"][0]["data"], "b_out": sent["inputs"][1]["data"]}
+
+
 def test_full_queue_answers_503_with_retry_after(server: RunningServer) -> None:
     """tiny_queue admits one request at a time; a request still sending its body holds that place."""
     release = threading.Event()
-    body = json.dumps({"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 4],
-                                   "data": [1.0, 2.0, 3.0, 4.0]}]}).encode()
+    body = json.dumps(
+        {"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 4], "data": [1.0, 2.0, 3.0, 4.0]}]}
+    ).encode()
 
     def slow_body() -> Iterator[bytes]:
         yield body[:10]

@@ -30,16 +30,22 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 
 
 @schema.parametrize()
-@settings(max_examples=40, deadline=None, derandomize=True, phases=[Phase.explicit, Phase.generate],
-          suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=list(HealthCheck),
+)
 def test_no_input_makes_a_server_error(case: schemathesis.Case) -> None:
     if case.path_parameters and len(CASES) % 2 == 0:
         case.path_parameters = {**case.path_parameters, "model_name": "iris"}
         if "model_version" in case.path_parameters:
             case.path_parameters["model_version"] = "1"
     CASES.append(1)
-    case.call_and_validate(checks=[not_a_server_error, status_code_conformance, content_type_conformance,
-                                   response_schema_conformance])
+    case.call_and_validate(
+        checks=[not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+    )
 
 
 def test_fuzzing_ran(capsys: pytest.CaptureFixture[str]) -> None:

@@ -58,19 +58,27 @@ class ServerProcess:
 
 @pytest.fixture
 def repository(tmp_path: Path) -> Path:
-    write_model(tmp_path, "iris", {"1": classifier(0.0)},
-                {"batching": {"enabled": True, "max_batch_size": 16, "max_delay_ms": 5}}, IRIS_SAMPLE)
-    write_model(tmp_path, "lookup", {"1": lookup()},
-                {"batching": {"enabled": True, "max_batch_size": 64, "max_delay_ms": 300}})
+    write_model(
+        tmp_path,
+        "iris",
+        {"1": classifier(0.0)},
+        {"batching": {"enabled": True, "max_batch_size": 16, "max_delay_ms": 5}},
+        IRIS_SAMPLE,
+    )
+    write_model(
+        tmp_path, "lookup", {"1": lookup()}, {"batching": {"enabled": True, "max_batch_size": 64, "max_delay_ms": 300}}
+    )
     return tmp_path
 
 
 @pytest.fixture
 def serve_process(repository: Path) -> Iterator[ServerProcess]:
     """The server through `mlgit_serving.server.serve()`, exactly as `mlgit serve` runs it."""
-    code = ("import sys; from pathlib import Path; from mlgit_serving.server import serve; "
-            f"serve(Path(sys.argv[1]), '127.0.0.1', 0, drain_seconds={DRAIN_SECONDS}, "
-            f"shutdown_delay_seconds={SHUTDOWN_DELAY})")
+    code = (
+        "import sys; from pathlib import Path; from mlgit_serving.server import serve; "
+        f"serve(Path(sys.argv[1]), '127.0.0.1', 0, drain_seconds={DRAIN_SECONDS}, "
+        f"shutdown_delay_seconds={SHUTDOWN_DELAY})"
+    )
     server = ServerProcess([sys.executable, "-c", code, str(repository)])
     yield server
     if server.process.poll() is None:
@@ -102,14 +110,26 @@ def test_sigterm_under_load_drains_without_losing_requests(serve_process: Server
         yield held_body[5:].encode()
 
     held_result: list[httpx.Response] = []
-    held = threading.Thread(target=lambda: held_result.append(
-        httpx.post(f"{server.url}/v2/models/lookup/infer", content=slow_body(), timeout=30)))
+    held = threading.Thread(
+        target=lambda: held_result.append(
+            httpx.post(f"{server.url}/v2/models/lookup/infer", content=slow_body(), timeout=30)
+        )
+    )
     held.start()
     # Requests queued behind it: the batcher waits up to max_delay (300 ms) for the held one.
     queued: list[httpx.Response] = []
-    queued_threads = [threading.Thread(target=lambda i=i: queued.append(httpx.post(
-        f"{server.url}/v2/models/lookup/infer", timeout=30,
-        json={"inputs": [{"name": "index", "datatype": "INT64", "shape": [1], "data": [i]}]}))) for i in range(4)]
+    queued_threads = [
+        threading.Thread(
+            target=lambda i=i: queued.append(
+                httpx.post(
+                    f"{server.url}/v2/models/lookup/infer",
+                    timeout=30,
+                    json={"inputs": [{"name": "index", "datatype": "INT64", "shape": [1], "data": [i]}]},
+                )
+            )
+        )
+        for i in range(4)
+    ]
 
     stop, outcomes = threading.Event(), []
     workers = [threading.Thread(target=_load, args=(server.url, stop, outcomes)) for _ in range(6)]
@@ -158,8 +178,11 @@ def test_sigterm_under_load_drains_without_losing_requests(serve_process: Server
 def test_console_entry_point_reads_environment_and_stops_on_ctrl_c(repository: Path) -> None:
     server = ServerProcess(
         [sys.executable, "-m", "mlgit_serving", "--host", "127.0.0.1"],
-        env={"MLGIT_SERVING_MODEL_REPOSITORY": str(repository), "MLGIT_SERVING_PORT": "0",
-             "MLGIT_SERVING_ACCESS_LOG": "true"},
+        env={
+            "MLGIT_SERVING_MODEL_REPOSITORY": str(repository),
+            "MLGIT_SERVING_PORT": "0",
+            "MLGIT_SERVING_ACCESS_LOG": "true",
+        },
     )
     try:
         server.wait_ready()
@@ -175,8 +198,12 @@ def test_console_entry_point_reads_environment_and_stops_on_ctrl_c(repository: P
 
 
 def test_missing_repository_fails_fast(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "mlgit_serving", "--model-repository", str(tmp_path / "nope")],
-                            capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [sys.executable, "-m", "mlgit_serving", "--model-repository", str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode != 0
     error = json.loads(result.stderr.splitlines()[-1])
     assert error["level"] == "error" and "is not a directory" in error["message"]

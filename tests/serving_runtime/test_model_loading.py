@@ -27,11 +27,16 @@ CUDA_FIRST = [{"name": "CUDAExecutionProvider", "options": {"device_id": 0}}, {"
 def troubled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     root = tmp_path_factory.mktemp("troubled")
     write_model(root, "gpu", {"1": classifier(0.0)}, {"device": "gpu", "providers": CUDA_FIRST})
-    write_model(root, "gpu_fallback", {"1": classifier(0.0)},
-                {"device": "gpu", "providers": CUDA_FIRST, "allow_cpu_fallback": True})
+    write_model(
+        root,
+        "gpu_fallback",
+        {"1": classifier(0.0)},
+        {"device": "gpu", "providers": CUDA_FIRST, "allow_cpu_fallback": True},
+    )
     write_model(root, "typo", {"1": classifier(0.0)}, {"batchng": {"enabled": True}})
-    write_model(root, "mismatch", {"1": classifier(0.0)},
-                {"inputs": [{"name": "input", "datatype": "FP64", "shape": [-1, 4]}]})
+    write_model(
+        root, "mismatch", {"1": classifier(0.0)}, {"inputs": [{"name": "input", "datatype": "FP64", "shape": [-1, 4]}]}
+    )
     bad_sample = {"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 3], "data": [1, 2, 3]}]}
     write_model(root, "bad_sample", {"1": classifier(0.0)}, {}, bad_sample)
     (root / "empty").mkdir()
@@ -93,8 +98,10 @@ def test_cpu_fallback_when_allowed_reports_active_providers(troubled: RunningSer
     client.close()
     assert http.post("/v2/models/gpu_fallback/infer", json=IRIS_SAMPLE).status_code == 200
     metrics = http.get("/metrics").text
-    assert ('mlgit_model_execution_provider{model="gpu_fallback",provider="CPUExecutionProvider",version="1"} 1.0'
-            in metrics)
+    assert (
+        'mlgit_model_execution_provider{model="gpu_fallback",provider="CPUExecutionProvider",version="1"} 1.0'
+        in metrics
+    )
     assert 'mlgit_model_ready{model="gpu",version="1"} 0.0' in metrics
 
 
@@ -152,14 +159,21 @@ def test_unusable_repository_is_an_error(tmp_path: Path) -> None:
 def test_settings_file_is_the_contract(tmp_path: Path) -> None:
     """The example model-settings.json of docs/contracts.md loads as is."""
     settings = {
-        "name": "iris", "version": "1", "platform": "onnxruntime",
+        "name": "iris",
+        "version": "1",
+        "platform": "onnxruntime",
         "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, 4]}],
-        "outputs": [{"name": "label", "datatype": "INT64", "shape": [-1]},
-                    {"name": "probabilities", "datatype": "FP32", "shape": [-1, 3]}],
-        "device": "cpu", "providers": [{"name": "CPUExecutionProvider", "options": {}}],
+        "outputs": [
+            {"name": "label", "datatype": "INT64", "shape": [-1]},
+            {"name": "probabilities", "datatype": "FP32", "shape": [-1, 3]},
+        ],
+        "device": "cpu",
+        "providers": [{"name": "CPUExecutionProvider", "options": {}}],
         "allow_cpu_fallback": False,
         "batching": {"enabled": True, "max_batch_size": 32, "max_delay_ms": 2.0, "max_queue_size": 1024},
-        "threads": {"intra_op": 0, "inter_op": 0}, "max_request_bytes": 67108864, "warmup": True,
+        "threads": {"intra_op": 0, "inter_op": 0},
+        "max_request_bytes": 67108864,
+        "warmup": True,
     }
     write_model(tmp_path, "iris", {"1": classifier(0.0)}, sample=IRIS_SAMPLE)
     (tmp_path / "iris" / "model-settings.json").write_text(json.dumps(settings))

@@ -87,8 +87,12 @@ def test_sampled_audit_log_is_capped(audited: RunningServer, caplog: pytest.LogC
         for binary in (False, True):
             tensor = triton.InferInput("input", [2, 4], "FP32")
             tensor.set_data_from_numpy(x, binary_data=binary)
-            client.infer("iris", [tensor], request_id=f"audit-{binary}",
-                         outputs=[triton.InferRequestedOutput("label", binary_data=binary)])
+            client.infer(
+                "iris",
+                [tensor],
+                request_id=f"audit-{binary}",
+                outputs=[triton.InferRequestedOutput("label", binary_data=binary)],
+            )
     client.close()
     records = [r for r in caplog.records if r.getMessage() == "inference audit"]
     assert [r.request_id for r in records] == ["audit-False", "audit-True"]

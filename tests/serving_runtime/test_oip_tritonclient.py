@@ -63,7 +63,8 @@ def test_infer_defaults_to_latest_version(client: triton.InferenceServerClient, 
 
 @pytest.mark.parametrize("datatype", list(ONNX_TYPES))
 @pytest.mark.parametrize(
-    ("binary_in", "binary_out"), [(True, True), (False, False), (True, False), (False, True)],
+    ("binary_in", "binary_out"),
+    [(True, True), (False, False), (True, False), (False, True)],
     ids=["bin-bin", "json-json", "bin-json", "json-bin"],
 )
 def test_every_datatype_round_trips(
@@ -106,14 +107,20 @@ def test_requested_output_subset_and_mixed_encodings(client: triton.InferenceSer
     x = np.random.default_rng(2).random((4, 4), dtype=np.float32)
     tensor = triton.InferInput("input", [4, 4], "FP32")
     tensor.set_data_from_numpy(x)
-    only_label = client.infer("iris", [tensor], model_version="1",
-                              outputs=[triton.InferRequestedOutput("label", binary_data=False)])
+    only_label = client.infer(
+        "iris", [tensor], model_version="1", outputs=[triton.InferRequestedOutput("label", binary_data=False)]
+    )
     assert [o["name"] for o in only_label.get_response()["outputs"]] == ["label"]
     assert only_label.as_numpy("probabilities") is None
-    mixed = client.infer("iris", [tensor], model_version="1", outputs=[
-        triton.InferRequestedOutput("probabilities", binary_data=True),
-        triton.InferRequestedOutput("label", binary_data=False),
-    ])
+    mixed = client.infer(
+        "iris",
+        [tensor],
+        model_version="1",
+        outputs=[
+            triton.InferRequestedOutput("probabilities", binary_data=True),
+            triton.InferRequestedOutput("label", binary_data=False),
+        ],
+    )
     outputs = mixed.get_response()["outputs"]
     assert [o["name"] for o in outputs] == ["probabilities", "label"]
     assert "binary_data_size" in outputs[0]["parameters"] and "data" in outputs[1]
