@@ -51,9 +51,11 @@ def _from_json(data: Any, spec: Tensor, count: int) -> np.ndarray:
     if not isinstance(data, list):
         raise BadRequest(f"input {spec.name!r}: 'data' must be a list, got {type(data).__name__}")
     if spec.datatype == "BYTES":
-        if not all(type(v) is str for v in data):
-            raise BadRequest(f"input {spec.name!r}: BYTES data must be a flat list of strings")
-        array = np.array(data, dtype=object)
+        # Nested lists are allowed for every datatype (KServe v2), strings included.
+        try:
+            array = np.array(data, dtype=object) if all(type(v) is str for v in data) else _nested_strings(data)
+        except ValueError:
+            raise BadRequest(f"input {spec.name!r}: BYTES data must be a (nested) list of strings") from None
     else:
         try:
             array = np.array(data)
@@ -71,10 +73,26 @@ def _from_json(data: Any, spec: Tensor, count: int) -> np.ndarray:
                 raise BadRequest(
                     f"input {spec.name!r}: values [{low}, {high}] do not fit {spec.datatype} [{info.min}, {info.max}]"
                 )
-        array = array.astype(spec.dtype, copy=False)
+        with np.errstate(over="ignore"):  # an overflow is reported just below, as the client's mistake
+            array = array.astype(spec.dtype, copy=False)
+        # JSON has no inf or NaN (the parser refuses them), so a non-finite value here is an overflow.
+        if array.dtype.kind == "f" and array.size and not np.isfinite(array).all():
+            raise BadRequest(f"input {spec.name!r}: values out of the range of {spec.datatype}")
     if array.size != count:
         raise BadRequest(f"input {spec.name!r}: shape needs {count} elements, 'data' has {array.size}")
     return array
+
+
+def _nested_strings(data: list[Any]) -> np.ndarray:
+    """A rectangular nested list of strings as a flat object array; ValueError for anything else."""
+    level = list(data)
+    while level and all(type(v) is list for v in level):
+        if len({len(v) for v in level}) > 1:
+            raise ValueError("ragged")
+        level = [item for sub in level for item in sub]
+    if not all(type(v) is str for v in level):
+        raise ValueError("not strings")
+    return np.array(level, dtype=object)
 
 
 def _large_unsigned(data: list[Any], spec: Tensor) -> np.ndarray:

@@ -13,7 +13,7 @@ import httpx
 import numpy as np
 import pytest
 
-from .conftest import RunningServer
+from .conftest import ONNX_TYPES, RunningServer
 
 GOOD = {"name": "input", "datatype": "FP32", "shape": [1, 4], "data": [5.1, 3.5, 1.4, 0.2]}
 
@@ -95,7 +95,7 @@ CASES: list[tuple[str, str, Any, int, str]] = [
         400,
         "expected INT64 values, got floating-point numbers",
     ),
-    ("numbers-for-bytes", "types", None, 400, "BYTES data must be a flat list of strings"),
+    ("numbers-for-bytes", "types", None, 400, "BYTES data must be a (nested) list of strings"),
     (
         "index-out-of-range",
         "lookup",
@@ -322,3 +322,32 @@ def test_server_survives_bad_input(server: RunningServer, http: httpx.Client) ->
     metrics = http.get("/metrics").text
     assert 'mlgit_inference_requests_total{model="iris",status="400",version="2"}' in metrics
     assert 'status="500"' not in metrics
+
+
+def _all_types(**overrides: list[Any]) -> dict[str, Any]:
+    """One [1, 2] row per datatype for the `types` identity model, nested as a client may send it."""
+    values: dict[str, list[Any]] = {t: [[0, 1]] for t in ONNX_TYPES}
+    values.update({"BOOL": [[True, False]], "BYTES": [["a", "b"]], **overrides})
+    inputs = [{"name": f"in_{t}", "datatype": t, "shape": [1, 2], "data": v} for t, v in values.items()]
+    return {"inputs": inputs}
+
+
+def test_nested_json_data_is_accepted_for_every_datatype_bytes_included(http: httpx.Client) -> None:
+    response = http.post("/v2/models/types/infer", json=_all_types())
+    assert response.status_code == 200, response.text
+    outputs = {o["name"]: o["data"] for o in response.json()["outputs"]}
+    assert outputs["out_BYTES"] == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"FP16": [[1e6, 0]]}, "input 'in_FP16': values out of the range of FP16"),
+        ({"FP32": [[3.4e39, 0]]}, "input 'in_FP32': values out of the range of FP32"),
+        ({"BYTES": [["a"], ["b", "c"]]}, "input 'in_BYTES': BYTES data must be a (nested) list of strings"),
+        ({"BYTES": [["a", 1]]}, "input 'in_BYTES': BYTES data must be a (nested) list of strings"),
+    ],
+)
+def test_json_values_that_do_not_fit_are_refused(http: httpx.Client, overrides: dict, message: str) -> None:
+    response = http.post("/v2/models/types/infer", json=_all_types(**overrides))
+    assert response.status_code == 400 and message in response.json()["error"], response.text
