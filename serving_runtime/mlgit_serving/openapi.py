@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
+
+from .settings import Datatype
 
 _PARAMETERS = {"type": "object", "additionalProperties": True}
 _SHAPE = {"type": "array", "items": {"type": "integer", "minimum": 0}}
-_DATATYPE = {
-    "type": "string",
-    "enum": [
-        "BOOL",
-        "UINT8",
-        "UINT16",
-        "UINT32",
-        "UINT64",
-        "INT8",
-        "INT16",
-        "INT32",
-        "INT64",
-        "FP16",
-        "FP32",
-        "FP64",
-        "BYTES",
-    ],
-}
+_DATATYPE = {"type": "string", "enum": list(get_args(Datatype))}
 _TENSOR_METADATA = {
     "type": "object",
     "required": ["name", "datatype", "shape"],
