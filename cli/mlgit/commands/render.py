@@ -27,7 +27,7 @@ def render(
         if not drift.clean:
             err.print("[red]generated files are out of date with mlgit.yaml[/]; run `mlgit render` and commit")
             raise typer.Exit(1)
-        out.print(f"[green]ok[/] {len(renderer.plan(project))} generated files match mlgit.yaml")
+        out.print(f"[green]ok[/] {drift.generated} generated files match mlgit.yaml")
         return
     drift = renderer.render(project)
     touched = len(drift.changed) + len(drift.missing) + len(drift.stale)

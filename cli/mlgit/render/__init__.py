@@ -42,6 +42,7 @@ class Drift:
     changed: list[str]
     missing: list[str]
     stale: list[str]
+    generated: int  # how many files mlgit.yaml renders to
 
     @property
     def clean(self) -> bool:
@@ -72,23 +73,26 @@ def _stale(root: Path, files: dict[str, RenderedFile]) -> list[str]:
     return sorted(stale)
 
 
-def drift(project: Project) -> Drift:
-    """Compare the repository with what it renders to, changing nothing."""
-    files = plan(project)
+def _compare(root: Path, files: dict[str, RenderedFile]) -> Drift:
     changed, missing = [], []
     for rel, item in sorted(files.items()):
-        path = project.root / rel
+        path = root / rel
         if not path.is_file():
             missing.append(rel)
         elif not item.seed and path.read_text(encoding="utf-8") != item.content:
             changed.append(rel)
-    return Drift(changed=changed, missing=missing, stale=_stale(project.root, files))
+    return Drift(changed=changed, missing=missing, stale=_stale(root, files), generated=len(files))
+
+
+def drift(project: Project) -> Drift:
+    """Compare the repository with what it renders to, changing nothing."""
+    return _compare(project.root, plan(project))
 
 
 def render(project: Project) -> Drift:
     """Bring the repository in line with mlgit.yaml; return what was changed (before the change)."""
     files = plan(project)
-    before = drift(project)
+    before = _compare(project.root, files)
     for rel in [*before.changed, *before.missing]:
         write_atomic(project.root / rel, files[rel].content)
     for rel in before.stale:
