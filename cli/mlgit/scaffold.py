@@ -114,7 +114,6 @@ def _from_model(model_path: Path, name: str, staging: Path) -> None:
     shutil.copyfile(model_path, staging / "model" / "model.onnx")
     sample = make_sample(staging / "model" / "model.onnx", model.signature)
     write_atomic(staging / "model" / "sample.json", json.dumps(sample) + "\n")
-    batch_dynamic = all(t.shape and t.shape[0] == -1 for t in model.signature.inputs)
     text = render_template(
         "scaffold",
         "mlgit.yaml.j2",
@@ -122,7 +121,7 @@ def _from_model(model_path: Path, name: str, staging: Path) -> None:
         domain="models.example.com",
         repository=f"registry.example.com/ml/{name}",
         signature=model.signature.model_dump(),
-        batching=batch_dynamic,
+        batching=model.signature.batchable,
     )
     write_atomic(staging / CONFIG_FILE, text)
 

@@ -93,14 +93,18 @@ def parse_config(path: Path) -> tuple[MlgitConfig, Any]:
     return config, doc
 
 
+def _config_location(config_path: Path, doc: Any, loc: tuple[str, ...]) -> Location:
+    """Where in mlgit.yaml the field at `loc` (or its nearest existing parent) is."""
+    return Location(config_path, *(position(doc, loc) or (None, None)))
+
+
 def _load_sample(project_root: Path, config: MlgitConfig, model: OnnxModel, doc: Any) -> dict[str, Any]:
     sample_path = project_root / config.model.sample.path
     if not sample_path.is_file():
-        pos = position(doc, ("model", "sample", "path"))
         raise MlgitError(
             f"sample request {sample_path} not found" + (" (it is a directory)" if sample_path.is_dir() else ""),
             "create it (docs/contracts.md) or point model.sample.path at it",
-            location=Location(project_root / CONFIG_FILE, *(pos or (None, None))),
+            location=_config_location(project_root / CONFIG_FILE, doc, ("model", "sample", "path")),
         )
     return check_sample(sample_path, model.signature)
 
@@ -115,21 +119,18 @@ def load_project(root: Path) -> Project:
     if declared is not None:
         problems = signature_differences(declared, model.signature)
         if problems:
-            pos = position(doc, ("model", "signature"))
             raise MlgitError(
                 f"the signature in mlgit.yaml disagrees with {config.model.path}",
                 "fix model.signature, or delete it to use the model's own signature",
-                location=Location(config_path, *(pos or (None, None))),
+                location=_config_location(config_path, doc, ("model", "signature")),
                 problems=problems,
             )
-    batch_dynamic = all(t.shape and t.shape[0] == -1 for t in model.signature.inputs)
-    if config.serving.batching.enabled and not batch_dynamic:
-        pos = position(doc, ("serving", "batching"))
+    if config.serving.batching.enabled and not model.signature.batchable:
         raise MlgitError(
             "adaptive batching needs a dynamic first (batch) dimension on every input; this model has "
             + ", ".join(f"{t.name} {t.shape}" for t in model.signature.inputs),
             "set serving.batching.enabled: false, or export the model with a dynamic batch axis",
-            location=Location(config_path, *(pos or (None, None))),
+            location=_config_location(config_path, doc, ("serving", "batching")),
         )
     sample = _load_sample(root, config, model, doc)
     return Project(root=root, config=config, model=model, sample=sample)

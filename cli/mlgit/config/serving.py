@@ -38,10 +38,20 @@ class TensorSpec(Strict):
             raise ValueError(f"shape: {self.shape}: each dimension is a positive size or -1 (dynamic)")
         return self
 
+    @property
+    def batch_dynamic(self) -> bool:
+        """The first dimension is dynamic: rows of several requests can be stacked along it."""
+        return bool(self.shape) and self.shape[0] == -1
+
 
 class Signature(Strict):
     inputs: list[TensorSpec] = Field(min_length=1, description="Model inputs, in graph order.")
     outputs: list[TensorSpec] = Field(min_length=1, description="Model outputs, in graph order.")
+
+    @property
+    def batchable(self) -> bool:
+        """Every input has a dynamic batch dimension (what adaptive batching needs)."""
+        return all(t.batch_dynamic for t in self.inputs)
 
 
 class SampleConfig(Strict):

@@ -54,8 +54,7 @@ def largest_input_bytes(project: Project) -> int:
             row_bytes = sum(4 + len(str(item).encode()) for item in data) / sample_rows
         else:
             row_bytes = _ITEMSIZE[spec.datatype] * math.prod(shape[1:])
-        dynamic_batch = bool(spec.shape) and spec.shape[0] == -1
-        rows = batching.max_batch_size if (batching.enabled and dynamic_batch) else sample_rows
+        rows = batching.max_batch_size if (batching.enabled and spec.batch_dynamic) else sample_rows
         total += math.ceil(rows * row_bytes)
     return total
 
