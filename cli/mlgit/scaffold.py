@@ -15,13 +15,13 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from mlgit import render
 from mlgit.config.load import CONFIG_FILE, load_project, parse_config
 from mlgit.config.onnx_model import OnnxModel, read_onnx
 from mlgit.config.serving import ImageConfig
-from mlgit.config.types import DNS_LABEL_RE, DNS_NAME_RE
+from mlgit.config.types import DNS_NAME_RE, ModelName
 from mlgit.config.yamlio import dump_yaml, read_yaml
 from mlgit.errors import ExitCode, Location, MlgitError
 from mlgit.render.files import write_atomic
@@ -64,8 +64,11 @@ def _slug(text: str) -> str:
 def _check_flags(options: InitOptions) -> None:
     """Bad --name/--domain/--registry values, reported as the flags they are (not as a staged mlgit.yaml)."""
     problems = []
-    if options.name is not None and not (DNS_LABEL_RE.match(options.name) and options.name[:1].isalpha()):
-        problems.append(f"--name {options.name!r}: use lowercase letters, digits and '-', starting with a letter")
+    if options.name is not None:
+        try:
+            TypeAdapter(ModelName).validate_python(options.name)
+        except ValidationError:
+            problems.append(f"--name {options.name!r}: use lowercase letters, digits and '-', starting with a letter")
     if options.domain is not None and not DNS_NAME_RE.match(options.domain):
         problems.append(f"--domain {options.domain!r}: not a DNS name (e.g. models.example.com)")
     if options.registry is not None:

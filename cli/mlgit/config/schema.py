@@ -20,6 +20,7 @@ from mlgit.config.types import (
     DnsLabel,
     DnsName,
     Duration,
+    ModelName,
     OneLine,
     PositiveInt,
     Reference,
@@ -169,7 +170,7 @@ def _default_tier(env: str) -> Tier:
 class MlgitConfig(Strict):
     """mlgit.yaml."""
 
-    name: DnsLabel = Field(description="Model name: names the image, the Kubernetes objects and the URL.")
+    name: ModelName = Field(description="Model name: names the image, the Kubernetes objects and the URL.")
     domain: DnsName = Field(description="Base DNS domain; every host must be inside it.")
     model: ModelConfig = Field(default_factory=ModelConfig)
     serving: ServingConfig = Field(default_factory=ServingConfig)
@@ -187,8 +188,6 @@ class MlgitConfig(Strict):
 
     @model_validator(mode="after")
     def _resolve(self) -> MlgitConfig:
-        if not self.name[0].isalpha():
-            raise ValueError(f"name: {self.name!r} must start with a letter (it names a Kubernetes Service)")
         if self.review.enabled and len(self.name) > 31:
             raise ValueError(
                 f"name: {self.name!r} is {len(self.name)} characters; with review apps on, at most 31 fit "

@@ -26,6 +26,13 @@ def _dns_label(value: str) -> str:
     return value
 
 
+def _model_name(value: str) -> str:
+    _dns_label(value)
+    if not value[0].isalpha():
+        raise ValueError(f"{value!r} must start with a letter (it names a Kubernetes Service)")
+    return value
+
+
 def _dns_name(value: str) -> str:
     if not DNS_NAME_RE.match(value):
         raise ValueError(f"{value!r} is not a DNS name: use dot-separated lowercase labels of letters, digits and '-'")
@@ -113,6 +120,7 @@ LabelValue = Annotated[str, AfterValidator(_label_value)]
 OneLine = Annotated[str, AfterValidator(_one_line)]
 Reference = Annotated[str, AfterValidator(_reference)]
 RepoPath = Annotated[str, AfterValidator(_repo_path)]
+ModelName = Annotated[str, AfterValidator(_model_name)]
 DnsName = Annotated[str, AfterValidator(_dns_name)]
 Quantity = Annotated[str, AfterValidator(_quantity)]
 Duration = Annotated[str, AfterValidator(_duration)]
