@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,6 +15,13 @@ pytest_plugins = ["tests.fixtures_integration"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted(p.name for p in (REPO_ROOT / "examples").iterdir() if (p / "mlgit.yaml").is_file())
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (for a server to start on, or a connection to be refused)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,15 +21,10 @@ from mlgit.build.run import RUN_AS, Published, start_container, stop_container, 
 from mlgit.config.load import load_project
 from mlgit.samples import OIP_TO_NUMPY, compare_outputs
 from tests.build.conftest import mlgit
+from tests.conftest import free_port
 from tests.fixtures_integration import registry_manifest_digest
 
 pytestmark = pytest.mark.integration
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _infer(port: int, sample: dict[str, Any]) -> dict[str, Any]:
@@ -60,7 +54,7 @@ def test_push_pull_by_digest_run_read_only_infer_and_drain(
     assert image.attrs["Config"]["Healthcheck"]["Test"][0] in ("CMD", "CMD-SHELL")
 
     project = load_project(iris_repo)
-    port = _free_port()
+    port = free_port()
     container = start_container(docker_client, iris_image, project.config, Published("127.0.0.1", port))
     try:
         wait_ready(container, f"http://127.0.0.1:{port}", timeout=120)
@@ -85,7 +79,7 @@ def test_push_pull_by_digest_run_read_only_infer_and_drain(
 def test_serve_docker_prints_the_url_and_stops_gracefully(
     docker_client: Any, iris_image: str, iris_repo: Path, stop_signal: signal.Signals
 ) -> None:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "mlgit", "serve", iris_repo, "--docker", "--image", iris_image, "--port", str(port)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -129,7 +123,7 @@ def test_a_copy_of_a_missing_file_fails_showing_the_step(
 
 
 def test_a_registry_that_cannot_be_reached_fails_the_push(iris_repo: Path, base_image: str, docker_client: Any) -> None:
-    closed = _free_port()  # nothing listens there once the probe socket is closed
+    closed = free_port()  # nothing listens there once the probe socket is closed
     reference = f"127.0.0.1:{closed}/mlgit-test/iris-classifier:unreachable"
     result = mlgit("build", iris_repo, "--runtime-image", base_image, "--tag", reference, "--push")
     docker_client.images.remove(reference)  # built, never pushed: only the tag to drop

@@ -14,6 +14,7 @@ from typer.testing import Result
 
 from tests.cluster.conftest import AGENT_CONTEXT, IMAGE, InProcessModel, flat, write_kubeconfig
 from tests.cluster.emulator import ApiServer
+from tests.conftest import free_port
 
 
 def test_rbac_denial_is_a_clear_error(
@@ -32,9 +33,7 @@ def test_rbac_denial_is_a_clear_error(
 def test_unreachable_cluster_is_a_clear_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_repo: Path, mlgit: Callable[..., Result]
 ) -> None:
-    with socket.socket() as probe:  # a port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", {"gone": f"http://127.0.0.1:{port}"}, "gone")
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     for args in (["deploy", "--env", "dev", "--image", IMAGE], ["destroy", "--env", "dev"]):

@@ -15,19 +15,14 @@ import pytest
 from typer.testing import CliRunner
 
 from mlgit.main import app
+from tests.conftest import free_port
 
 runner = CliRunner()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_serve_answers_the_sample_and_stops_on_sigterm(model_repo: Path) -> None:
     pytest.importorskip("mlgit_serving", reason="the serving runtime (pip install ./serving_runtime) is needed")
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "mlgit", "serve", str(model_repo), "--port", str(port)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
