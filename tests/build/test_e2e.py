@@ -3,6 +3,7 @@ as Kubernetes will -> tritonclient answers the sample -> SIGTERM drains; and the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import signal
@@ -102,9 +103,11 @@ def test_serve_docker_prints_the_url_and_stops_gracefully(
 def test_a_copy_of_a_missing_file_fails_showing_the_step(
     example: Any, base_image: str, builder: str, docker_client: Any
 ) -> None:
+    with contextlib.suppress(docker.errors.ImageNotFound):  # a leftover of an earlier run would hide the check
+        docker_client.images.remove("mlgit-test/never-built:1", force=True)
     repo = example("iris-classifier")
     dockerfile = repo / "Dockerfile"
-    dockerfile.write_text(dockerfile.read_text().replace("COPY model/model.onnx", "COPY model/renamed.onnx"))
+    dockerfile.write_text(dockerfile.read_text().replace('COPY ["model/model.onnx"', 'COPY ["model/renamed.onnx"'))
     result = mlgit(
         "build", repo, "--runtime-image", base_image, "--tag", "mlgit-test/never-built:1",
         env={"DOCKER_BUILDKIT": "0" if builder == "sdk" else "1"},
@@ -112,8 +115,8 @@ def test_a_copy_of_a_missing_file_fails_showing_the_step(
     assert result.returncode == 1, result.stderr
     assert "warning: Dockerfile differs from what mlgit.yaml renders to" in result.stderr
     headline = {
-        "buildkit": "failed at step [4/4] COPY model/renamed.onnx",
-        "sdk": "failed at Step 5/5 : COPY model/renamed.onnx",
+        "buildkit": "failed at step [4/4] COPY [model/renamed.onnx, /models/iris-classifier/1/model.onnx]",
+        "sdk": 'failed at Step 5/5 : COPY ["model/renamed.onnx", "/models/iris-classifier/1/model.onnx"]',
     }
     assert headline[builder] in result.stderr, result.stderr
     assert "renamed.onnx" in result.stderr.split("error:", 1)[1]  # the step's own error, after the headline
