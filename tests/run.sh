@@ -169,7 +169,8 @@ docker_engine() {
   local driver pid
   for driver in overlay2 vfs; do
     log "starting dockerd --storage-driver=$driver (log: $DOCKERD_LOG)"
-    setsid dockerd --iptables=false --storage-driver="$driver" </dev/null >>"$DOCKERD_LOG" 2>&1 &
+    # 9>&-: the daemon must not inherit the setup lock, or it holds it for as long as it runs.
+    setsid dockerd --iptables=false --storage-driver="$driver" </dev/null >>"$DOCKERD_LOG" 2>&1 9>&- &
     pid=$!
     local deadline=$(($(date +%s) + 60))
     while ! docker_answers >/dev/null 2>&1; do
@@ -216,7 +217,7 @@ http:
   addr: $REGISTRY_ADDR
 EOF
   log "starting docker-registry on $REGISTRY_ADDR (log: $REGISTRY_LOG)"
-  setsid docker-registry serve "$config" </dev/null >>"$REGISTRY_LOG" 2>&1 &
+  setsid docker-registry serve "$config" </dev/null >>"$REGISTRY_LOG" 2>&1 9>&- &  # not the setup lock
   pid=$!
   local deadline=$(($(date +%s) + 30))
   until registry_answers >/dev/null 2>&1; do
