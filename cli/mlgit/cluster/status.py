@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlgit.cluster.client import Cluster
+from mlgit.cluster.objects import url_of
 from mlgit.cluster.rollback import REVISION
 from mlgit.cluster.rollout import RolloutFailed, assess
 from mlgit.cluster.target import Target
@@ -32,18 +33,6 @@ def _certificate(certificates: list[dict[str, Any]]) -> str | None:
     return "pending"
 
 
-def _url(ingresses: list[dict[str, Any]], routes: list[dict[str, Any]]) -> str | None:
-    for ingress in ingresses:
-        spec = ingress.get("spec") or {}
-        if spec.get("rules"):
-            return f"{'https' if spec.get('tls') else 'http'}://{spec['rules'][0]['host']}/"
-    for route in routes:
-        hostnames = (route.get("spec") or {}).get("hostnames") or []
-        if hostnames:
-            return f"https://{hostnames[0]}/"
-    return None
-
-
 def environment_status(project: Project, target: Target, cluster: Cluster, desired: str | None) -> dict[str, Any]:
     """A JSON-ready record: desired vs running digest, replicas, URL, certificate, last rollout."""
     namespace, selector = target.namespace, target.selector
@@ -69,9 +58,10 @@ def environment_status(project: Project, target: Target, cluster: Cluster, desir
         running_digest=digest(model["image"]),
         in_sync=desired is not None and (digest(desired) or desired) == (digest(model["image"]) or model["image"]),
         replicas={"ready": status.get("readyReplicas", 0), "desired": deployment["spec"].get("replicas", 1)},
-        url=_url(
-            cluster.list("networking.k8s.io/v1", "Ingress", namespace, selector),
-            cluster.list("gateway.networking.k8s.io/v1", "HTTPRoute", namespace, selector),
+        url=url_of(
+            cluster.list("networking.k8s.io/v1", "Ingress", namespace, selector)
+            + cluster.list("gateway.networking.k8s.io/v1", "HTTPRoute", namespace, selector)
+            + certificates
         ),
         certificate=_certificate(certificates),
         revision=(deployment["metadata"].get("annotations") or {}).get(REVISION),
