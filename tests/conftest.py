@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +23,13 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def default_sigint() -> None:
+    """`preexec_fn` for a child that a test stops with Ctrl-C (SIGINT). A suite started from a background
+    job (`pytest ... &`, nohup, CI runners) ignores SIGINT and children inherit that, so their Ctrl-C
+    would do nothing; in the child, SIGINT gets back the default a terminal's child has."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -22,10 +22,11 @@ from mlgit.build.run import RUN_AS, Published, start_container, stop_container, 
 from mlgit.config.load import load_project
 from mlgit.samples import OIP_TO_NUMPY, compare_outputs
 from tests.build.conftest import mlgit
-from tests.conftest import free_port
+from tests.conftest import default_sigint, free_port
 from tests.fixtures_integration import registry_manifest_digest
 
 pytestmark = pytest.mark.integration
+MODEL_LABEL = "org.mlgit.model=iris-classifier"
 
 
 def _infer(port: int, sample: dict[str, Any]) -> dict[str, Any]:
@@ -83,7 +84,7 @@ def test_serve_docker_prints_the_url_and_stops_gracefully(
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "mlgit", "serve", iris_repo, "--docker", "--image", iris_image, "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint,
     )  # fmt: skip
     try:
         assert proc.stdout is not None
@@ -93,10 +94,17 @@ def test_serve_docker_prints_the_url_and_stops_gracefully(
         assert metadata.status_code == 200 and metadata.json()["name"] == "iris-classifier"
     finally:
         proc.send_signal(stop_signal)
-        stderr = proc.communicate(timeout=60)[1]
+        try:
+            stderr = proc.communicate(timeout=60)[1]
+        except subprocess.TimeoutExpired:  # never leave it (and its container) running
+            proc.kill()
+            stderr = proc.communicate()[1]
+            for container in docker_client.containers.list(all=True, filters={"label": MODEL_LABEL}):
+                container.remove(force=True)
+            pytest.fail(f"mlgit serve --docker did not stop within 60 s of {stop_signal.name}:\n{stderr}")
     assert proc.returncode == 0, stderr
     assert re.search(r"stopped after [0-9.]+ s, exit code 0", stderr), stderr
-    assert docker_client.containers.list(all=True, filters={"label": "org.mlgit.model=iris-classifier"}) == []
+    assert docker_client.containers.list(all=True, filters={"label": MODEL_LABEL}) == []
 
 
 @pytest.mark.parametrize("builder", ["buildkit", "sdk"])

@@ -6,6 +6,7 @@ import asyncio
 import json
 import re
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -37,7 +38,7 @@ def test_concurrent_requests_are_batched_and_split_back(server: RunningServer) -
     before, _ = _histogram(httpx.get(f"{server.url}/metrics").text, "mlgit_inference_batch_size", "iris_batched")
     model = server.app.state.serving.repository.get("iris_batched").model
     busy = threading.Event()
-    model._executor.submit(busy.wait, 10)  # occupy the model's only inference thread
+    model._executor.submit(busy.wait, 60)  # occupy the model's only inference thread (until busy.set())
     rng = np.random.default_rng(3)
     requests = [rng.random((1 + i % 3, 4), dtype=np.float32) for i in range(24)]
     client = triton.InferenceServerClient(url=server.address, concurrency=len(requests))
@@ -47,7 +48,9 @@ def test_concurrent_requests_are_batched_and_split_back(server: RunningServer) -
             tensor = triton.InferInput("input", list(x.shape), "FP32")
             tensor.set_data_from_numpy(x, binary_data=i % 2 == 0)
             pending.append(client.async_infer("iris_batched", [tensor], request_id=str(i)))
-        while _pending(server, "iris_batched") < len(requests):
+        deadline = time.monotonic() + 30
+        while (queued := _pending(server, "iris_batched")) < len(requests):
+            assert time.monotonic() < deadline, f"{queued} of {len(requests)} requests queued after 30 s"
             gevent.sleep(0.01)  # the client's greenlets send while this one polls
         busy.set()
         for i, (x, future) in enumerate(zip(requests, pending, strict=True)):
@@ -137,8 +140,11 @@ def test_full_queue_answers_503_with_retry_after(server: RunningServer) -> None:
         held = pool.submit(http.post, "/v2/models/tiny_queue/infer", content=slow_body())
         metrics_line = 'mlgit_inference_pending_requests{model="tiny_queue",version="1"} 1.0'
         with httpx.Client(base_url=server.url) as probe:
+            deadline = time.monotonic() + 30
             while metrics_line not in probe.get("/metrics").text:
                 assert not held.done(), held.result().text
+                assert time.monotonic() < deadline, "the request sending its body was not queued within 30 s"
+                time.sleep(0.005)
             rejected = probe.post("/v2/models/tiny_queue/infer", content=body)
         release.set()
         assert held.result().status_code == 200

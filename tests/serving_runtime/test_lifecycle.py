@@ -10,17 +10,28 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.conftest import default_sigint
+
 from .conftest import IRIS_SAMPLE, classifier, lookup, write_model
 
-DRAIN_SECONDS = 6.0
-SHUTDOWN_DELAY = 2.0
+DRAIN_SECONDS = 20.0  # generous: the process exits as soon as the in-flight requests are answered
+SHUTDOWN_DELAY = 4.0  # the window in which the test must see "not ready, still served": room for a busy machine
+DEADLINE = 30.0  # for anything the test waits on: only a regression gets near it
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = DEADLINE) -> None:
+    """Poll CONDITION until it holds; fail naming WHAT after TIMEOUT seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{what}: not within {timeout:.0f} s"
+        time.sleep(0.005)
 
 
 class ServerProcess:
@@ -28,7 +39,9 @@ class ServerProcess:
 
     def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
         self.started = time.monotonic()
-        self.process = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
+        self.process = subprocess.Popen(
+            args, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})}, preexec_fn=default_sigint
+        )
         self.logs: list[dict[str, Any]] = []
         self.port: int | None = None
         self._listening = threading.Event()
@@ -48,12 +61,14 @@ class ServerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def wait_ready(self) -> float:
+    def wait_ready(self) -> None:
         with httpx.Client(base_url=self.url) as http:
-            while http.get("/v2/health/ready").status_code != 200:
-                assert self.process.poll() is None and time.monotonic() - self.started < 30
-                time.sleep(0.005)
-        return time.monotonic() - self.started
+
+            def ready() -> bool:
+                assert self.process.poll() is None, f"the server exited: {self.logs[-3:]}"
+                return http.get("/v2/health/ready").status_code == 200
+
+            wait_until(ready, "the server became ready")
 
 
 @pytest.fixture
@@ -83,7 +98,7 @@ def serve_process(repository: Path) -> Iterator[ServerProcess]:
     yield server
     if server.process.poll() is None:
         server.process.kill()
-        server.process.wait()
+        server.process.wait(timeout=DEADLINE)
 
 
 def _load(url: str, stop: threading.Event, outcomes: list[Any]) -> None:
@@ -96,9 +111,11 @@ def _load(url: str, stop: threading.Event, outcomes: list[Any]) -> None:
 
 
 def test_sigterm_under_load_drains_without_losing_requests(serve_process: ServerProcess) -> None:
+    """Order and outcome, not milliseconds (a busy machine stretches every step): after SIGTERM readiness
+    fails while requests are still served, then the listener closes, then the request still in flight and
+    those queued behind it are answered, then the process exits 0, no earlier than the shutdown delay."""
     server = serve_process
-    cold_start = server.wait_ready()
-    assert cold_start < 10, f"cold start took {cold_start:.2f}s"
+    server.wait_ready()
 
     # A request that is in flight across the whole shutdown: its body arrives only when released.
     release = threading.Event()
@@ -106,14 +123,15 @@ def test_sigterm_under_load_drains_without_losing_requests(serve_process: Server
 
     def slow_body() -> Iterator[bytes]:
         yield held_body[:5].encode()
-        release.wait(30)
+        release.wait(DEADLINE)
         yield held_body[5:].encode()
 
     held_result: list[httpx.Response] = []
     held = threading.Thread(
         target=lambda: held_result.append(
-            httpx.post(f"{server.url}/v2/models/lookup/infer", content=slow_body(), timeout=30)
-        )
+            httpx.post(f"{server.url}/v2/models/lookup/infer", content=slow_body(), timeout=DEADLINE)
+        ),
+        daemon=True,
     )
     held.start()
     # Requests queued behind it: the batcher waits up to max_delay (300 ms) for the held one.
@@ -123,54 +141,61 @@ def test_sigterm_under_load_drains_without_losing_requests(serve_process: Server
             target=lambda i=i: queued.append(
                 httpx.post(
                     f"{server.url}/v2/models/lookup/infer",
-                    timeout=30,
+                    timeout=DEADLINE,
                     json={"inputs": [{"name": "index", "datatype": "INT64", "shape": [1], "data": [i]}]},
                 )
-            )
+            ),
+            daemon=True,
         )
         for i in range(4)
     ]
 
     stop, outcomes = threading.Event(), []
-    workers = [threading.Thread(target=_load, args=(server.url, stop, outcomes)) for _ in range(6)]
+    workers = [threading.Thread(target=_load, args=(server.url, stop, outcomes), daemon=True) for _ in range(6)]
     for worker in workers:
         worker.start()
-    with httpx.Client(base_url=server.url) as probe:
-        while len(outcomes) < 50:
-            time.sleep(0.005)
-        for thread in queued_threads:
-            thread.start()
-        server.process.send_signal(signal.SIGTERM)
-        signalled = time.monotonic()
-        # Like a load balancer: stop sending new requests once readiness fails.
-        while probe.get("/v2/health/ready").status_code == 200:
-            pass
-        not_ready_after = time.monotonic() - signalled
-        # Requests keep being served until the shutdown delay has passed, then the listener closes.
-        assert probe.post("/v2/models/iris/infer", json=IRIS_SAMPLE).status_code == 200
+    try:
+        with httpx.Client(base_url=server.url) as probe:
+            wait_until(lambda: len(outcomes) >= 50, "50 requests answered under load")
+            for thread in queued_threads:
+                thread.start()
+            server.process.send_signal(signal.SIGTERM)
+            signalled = time.monotonic()
+            # Like a load balancer: stop sending new requests once readiness fails.
+            wait_until(lambda: probe.get("/v2/health/ready").status_code != 200, "readiness failed after SIGTERM")
+            # Requests keep being served until the shutdown delay has passed, then the listener closes.
+            assert probe.post("/v2/models/iris/infer", json=IRIS_SAMPLE).status_code == 200
+            assert server.process.poll() is None and not held_result  # still draining, the held one waits
+    finally:
         stop.set()
         for worker in workers:
-            worker.join()
-    # Wait for the listener to close (a new connection is refused or dropped) while the held request is
-    # still in flight, then let it finish.
-    while True:
+            worker.join(DEADLINE)
+
+    # The listener closes (a new connection is refused or dropped) while the held request is still in flight.
+    def listener_closed() -> bool:
         try:
             httpx.get(f"{server.url}/v2/health/live", headers={"Connection": "close"})
         except httpx.TransportError:
-            break
-    release.set()
-    held.join()
+            return True
+        return False
+
+    try:
+        wait_until(listener_closed, "the listener closed after the shutdown delay")
+        assert server.process.poll() is None and not held_result  # closed to new clients, not yet exited
+    finally:
+        release.set()
+    held.join(DEADLINE)
     for thread in queued_threads:
-        thread.join()
-    server.process.wait(timeout=DRAIN_SECONDS + 5)
+        thread.join(DEADLINE)
+    server.process.wait(timeout=DEADLINE)
     exited_after = time.monotonic() - signalled
 
-    assert not_ready_after < 0.5
     assert set(outcomes) == {200}, [o for o in outcomes if o != 200][:5]
-    assert held_result[0].status_code == 200 and held_result[0].json()["outputs"][0]["data"] == [30.0, 40.0]
+    assert held_result and held_result[0].status_code == 200, held_result
+    assert held_result[0].json()["outputs"][0]["data"] == [30.0, 40.0]
     assert [r.status_code for r in queued] == [200] * 4
     assert server.process.returncode == 0
-    assert SHUTDOWN_DELAY <= exited_after < DRAIN_SECONDS
+    assert exited_after >= SHUTDOWN_DELAY  # a busy machine only makes it later
     messages = [entry["message"] for entry in server.logs]
     assert "shutting down" in messages
 
@@ -189,7 +214,7 @@ def test_console_entry_point_reads_environment_and_stops_on_ctrl_c(repository: P
         response = httpx.post(f"{server.url}/v2/models/iris/infer", json={**IRIS_SAMPLE, "id": "req-42"})
         assert response.status_code == 200
         server.process.send_signal(signal.SIGINT)
-        assert server.process.wait(timeout=DRAIN_SECONDS) == 0
+        assert server.process.wait(timeout=DEADLINE) == 0
     finally:
         if server.process.poll() is None:
             server.process.kill()
