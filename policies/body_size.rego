@@ -46,10 +46,12 @@ deny contains result if {
 	nginx(r)
 	object.get(object.get(r.metadata, "annotations", {}), annotation, "") != "0"
 	limit(r) < largest
-	result := lib.finding(r, sprintf(
-		"accepts request bodies up to %v bytes but the model's largest input is %v bytes; set %s to at least %vm",
-		[limit(r), largest, annotation, mib(largest)],
-	))
+	# format_int, not sprintf's %v: conftest reads input numbers as floats, and Go prints a float
+	# of a million or more as 3.145728e+06.
+	result := lib.finding(r, concat("", [
+		"accepts request bodies up to ", format_int(limit(r), 10), " bytes but the model's largest input is ",
+		format_int(largest, 10), " bytes; set ", annotation, " to at least ", format_int(mib(largest), 10), "m",
+	]))
 }
 
 deny contains result if {

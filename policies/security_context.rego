@@ -13,12 +13,14 @@ package mlgit.security_context
 
 import data.mlgit.lib
 
-# The container's setting wins over the pod's, as in Kubernetes.
-effective(w, c, field) := c.securityContext[field]
-
-effective(w, c, field) := w.spec.securityContext[field] if not has_key(object.get(c, "securityContext", {}), field)
-
-has_key(obj, key) if _ = obj[key]
+# The container's setting wins over the pod's, as in Kubernetes; null where neither sets it.
+# Always defined, on purpose: OPA evaluates a call nested in a negation before the `not`, so
+# `not effective(...) == true` over an undefined result is undefined in OPA and conftest (a missed
+# violation) but true in regopy (policies/README.md, "Write for every engine").
+effective(w, c, field) := object.get(
+	object.get(c, "securityContext", {}), field,
+	object.get(object.get(w.spec, "securityContext", {}), field, null),
+)
 
 problems := {
 	"run_as_non_root": "runAsNonRoot is not true",
@@ -29,7 +31,7 @@ problems := {
 	"capabilities": "capabilities.drop does not include ALL",
 }
 
-fails("run_as_non_root", w, c) if not effective(w, c, "runAsNonRoot") == true
+fails("run_as_non_root", w, c) if effective(w, c, "runAsNonRoot") != true
 
 fails("run_as_root_uid", w, c) if effective(w, c, "runAsUser") == 0
 

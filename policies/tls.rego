@@ -82,9 +82,11 @@ deny contains result if {
 deny contains result if {
 	not exempt
 	some r in lib.of_kind("Certificate")
-	not r.spec.issuerRef.name in allowed_issuers
+	# Bound first: `not r.spec.issuerRef.name in ...` would be undefined in OPA without an issuerRef.
+	issuer := object.get(object.get(r.spec, "issuerRef", {}), "name", "(none)")
+	not issuer in allowed_issuers
 	result := lib.finding(r, concat("", [
-		"issuerRef ", object.get(object.get(r.spec, "issuerRef", {}), "name", "(none)"), " is not an allowed issuer; use one of: ",
+		"issuerRef ", issuer, " is not an allowed issuer; use one of: ",
 		allowed_list, " (mlgit.yaml: tls.issuer, policy.allowed_issuers)",
 	]))
 }
