@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,9 +16,18 @@ from mlgit.errors import MlgitError
 from mlgit.manifests.build import build_env, build_env_yaml
 from mlgit.manifests.kustomize import KUBECTL_ENV
 from mlgit.manifests.render import DEPLOY
+from tests.fixtures_integration import unavailable
 from tests.golden import GoldenFiles
 from tests.manifests.cases import CASES, DIGEST, SLUG, Built
-from tests.manifests.schemas import KUBERNETES_VERSIONS, schema_errors
+from tests.manifests.schemas import (
+    CRDS_COMMAND,
+    CRDS_ENV,
+    KUBERNETES_VERSIONS,
+    CrdSchemas,
+    builtin_errors,
+    is_builtin,
+    schema_errors,
+)
 
 SELECTOR_LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/instance")
 
@@ -34,23 +45,118 @@ def test_built_output_matches_golden(case: str, built: Callable[[str], Built], g
     golden.check(f"manifests/{case}/built", {f"{env}.yaml": text for env, text in built(case).yaml.items()})
 
 
+@pytest.fixture(scope="session")
+def crds() -> CrdSchemas:
+    """The CRDs generated from cert-manager's, Gateway API's and prometheus-operator's Go API types."""
+    directory = os.environ.get(CRDS_ENV)
+    if not directory:
+        unavailable(f"{CRDS_ENV} is not set: the CRD schemas are generated (with Go) by `{CRDS_COMMAND}`")
+    try:
+        return CrdSchemas(Path(directory))
+    except OSError as error:
+        unavailable(f"{CRDS_ENV}={directory} holds no usable CRDs ({error}): regenerate with `{CRDS_COMMAND}`")
+
+
+def _built_objects(built: Built) -> list[tuple[str, dict[str, Any]]]:
+    return [(env, obj) for env, text in built.yaml.items() for obj in _objects(text)]
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_built_objects_validate_strictly(case: str, built: Callable[[str], Built]) -> None:
+    """Built-in kinds, against kubernetes-validate's strict schemas (no Go needed)."""
     errors = [
         f"{env} (Kubernetes {version}): {error}"
-        for env, text in built(case).yaml.items()
-        for obj in _objects(text)
+        for env, obj in _built_objects(built(case))
         for version in KUBERNETES_VERSIONS
-        for error in schema_errors(obj, version)
+        if is_builtin(obj, version)
+        for error in builtin_errors(obj, version)
     ]
     assert not errors, "\n".join(errors)
 
 
-def test_validation_catches_mistakes() -> None:
+@pytest.mark.parametrize("case", CASES)
+def test_built_custom_resources_validate_against_the_generated_crds(
+    case: str, built: Callable[[str], Built], crds: CrdSchemas
+) -> None:
+    errors = [
+        f"{env} (Kubernetes {version}): {error}"
+        for env, obj in _built_objects(built(case))
+        for version in KUBERNETES_VERSIONS
+        if not is_builtin(obj, version)
+        for error in crds.errors(obj, version)
+    ]
+    assert not errors, "\n".join(errors)
+
+
+def test_the_cases_render_every_custom_resource_kind(built: Callable[[str], Built], crds: CrdSchemas) -> None:
+    """Without this, a renderer that stopped emitting a kind would leave its CRD check with nothing to do."""
+    rendered = {(o["apiVersion"], o["kind"]) for case in CASES for _, o in _built_objects(built(case))}
+    custom = {key for key in rendered if key in crds.kinds()}
+    assert custom == {
+        ("cert-manager.io/v1", "Certificate"),
+        ("gateway.networking.k8s.io/v1", "HTTPRoute"),
+        ("gateway.networking.k8s.io/v1beta1", "ReferenceGrant"),
+        ("monitoring.coreos.com/v1", "ServiceMonitor"),
+    }
+
+
+def test_validation_catches_mistakes_in_builtin_kinds() -> None:
     service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x"}, "spec": {"typo": 1}}
-    assert schema_errors(service, "1.30.0")
-    certificate = {"apiVersion": "cert-manager.io/v1", "kind": "Certificate", "metadata": {"name": "x"}, "spec": {}}
-    assert len(schema_errors(certificate, "1.35.0")) == 2  # issuerRef and secretName are required
+    assert builtin_errors(service, "1.30.0")
+
+
+def _rendered(built: Callable[[str], Built], case: str, env: str, kind: str) -> dict[str, Any]:
+    (obj,) = _of_kind(_objects(built(case).yaml[env]), kind)
+    return copy.deepcopy(obj)
+
+
+DELETE = object()
+
+
+def _set(obj: dict[str, Any], path: str, value: Any) -> None:
+    """Sets obj[a][b]... for the dotted `path` (numbers index lists); DELETE removes the last key."""
+    *parents, last = [int(part) if part.isdigit() else part for part in path.split(".")]
+    for part in parents:
+        obj = obj[part]
+    if value is DELETE:
+        del obj[last]
+    else:
+        obj[last] = value
+
+
+GATEWAY, GPU = ("linear-gateway", "prod"), ("linear-gpu", "prod")
+# A mistake planted into an object mlgit renders, and where the error must point (None: at the planted field).
+PLANTED: list[tuple[tuple[str, str], str, str, Any, str | None]] = [
+    (GATEWAY, "Certificate", "spec.issuerRef", DELETE, "spec"),  # required
+    (GATEWAY, "Certificate", "spec.privateKey", {"algorithm": "DSA"}, "spec.privateKey.algorithm"),  # enum
+    (GATEWAY, "Certificate", "spec.dnsName", ["x.example.com"], "spec"),  # unknown field
+    (GATEWAY, "Certificate", "metadata.label", {"a": "b"}, "metadata"),  # unknown ObjectMeta field
+    (GATEWAY, "HTTPRoute", "spec.rules.0.matches.0.path.type", "Prefix", None),  # Ingress's word, not an enum value
+    (GATEWAY, "HTTPRoute", "spec.rules.0.backendRefs.0.port", 70000, None),  # maximum
+    (GATEWAY, "HTTPRoute", "spec.rules.0.timeouts.request", "5 minutes", None),  # pattern
+    # retry exists in Gateway API's experimental channel only: the standard channel's CRD prunes it.
+    (GATEWAY, "HTTPRoute", "spec.rules.0.retry", {"attempts": 2}, "spec.rules.0"),
+    (GATEWAY, "ReferenceGrant", "spec.to.0.kind", "", None),  # minLength
+    (GATEWAY, "ReferenceGrant", "apiVersion", "gateway.networking.k8s.io/v1alpha2", ""),  # not served
+    (GPU, "ServiceMonitor", "spec.endpoints.0.scheme", "ftp", None),  # enum
+    (GPU, "ServiceMonitor", "spec.endpoints.0.interval", "30 seconds", None),  # pattern
+    (GPU, "ServiceMonitor", "spec.endpoint", [], "spec"),  # unknown field
+]
+
+
+@pytest.mark.parametrize(
+    ("case_env", "kind", "path", "value", "where"), PLANTED, ids=[f"{p[1]}-{p[2]}" for p in PLANTED]
+)
+def test_validation_catches_mistakes_planted_in_rendered_custom_resources(
+    case_env: tuple[str, str], kind: str, path: str, value: Any, where: str | None,
+    built: Callable[[str], Built], crds: CrdSchemas,
+) -> None:  # fmt: skip
+    obj = _rendered(built, *case_env, kind)
+    assert not schema_errors(obj, "1.35.0", crds)  # as rendered
+    _set(obj, path, value)
+    errors = schema_errors(obj, "1.35.0", crds)
+    expected = f"{kind}/{obj['metadata']['name']} {path if where is None else where}".rstrip()
+    assert any(error.split(": ", 1)[0] == expected for error in errors), f"no error at {expected}: {errors}"
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -131,7 +237,7 @@ def test_review_app_is_named_after_the_slug(case_repo: Callable[[str], Path]) ->
     (ingress,) = _of_kind(objects, "Ingress")
     assert ingress["spec"]["rules"][0]["host"] == "mr-7.linear.review.models.example.com"
     assert ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"] == "linear-mr-7"
-    assert ingress["spec"]["tls"][0]["secretName"] == "linear-review-mr-7-tls"
+    assert ingress["spec"]["tls"][0]["secretName"] == "linear-mr-7-tls"
     (deployment,) = _of_kind(objects, "Deployment")
     assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example.com/ml/linear:mr-7"
 
@@ -140,7 +246,7 @@ def test_review_app_on_a_gateway_points_its_route_at_its_service(case_repo: Call
     objects = build_env(load_project(case_repo("image-segmentation")), "review", slug="mr-7")
     (route,) = _of_kind(objects, "HTTPRoute")
     assert route["spec"]["rules"][0]["backendRefs"][0]["name"] == "image-segmentation-mr-7"
-    assert _of_kind(objects, "Certificate")[0]["spec"]["secretName"] == "image-segmentation-review-mr-7-tls"
+    assert _of_kind(objects, "Certificate")[0]["spec"]["secretName"] == "image-segmentation-mr-7-tls"
     assert _of_kind(objects, "ReferenceGrant")[0]["spec"]["from"][0]["namespace"] == "gateway-system"
 
 
