@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
+from typing import Any
 
 
 class ExitCode(IntEnum):
@@ -55,6 +56,18 @@ class MlgitError(Exception):
         self.location = location
         self.problems = problems or []
         self.exit_code = exit_code
+
+    def as_dict(self) -> dict[str, Any]:
+        """The error as JSON-ready data, for commands that print their result as JSON (--json)."""
+        where = self.location
+        return {
+            "message": self.message,
+            "file": str(where.path) if where else None,
+            "line": where.line if where else None,
+            "column": where.column if where else None,
+            "details": self.problems,
+            "hint": self.hint,
+        }
 
     def __str__(self) -> str:
         head = f"{self.location}: {self.message}" if self.location else self.message

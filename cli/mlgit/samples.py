@@ -8,7 +8,10 @@ from typing import Any
 
 import numpy as np
 
+from mlgit.config.load import Project
 from mlgit.config.serving import Signature, TensorSpec
+from mlgit.errors import Location, MlgitError
+from mlgit.inference import load_session, run_session
 
 OIP_TO_NUMPY = {
     "BOOL": np.bool_, "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32, "UINT64": np.uint64,
@@ -19,7 +22,8 @@ FLOAT_TYPES = {"FP16", "FP32", "FP64"}
 
 
 def _sample_tensor(spec: TensorSpec, rng: np.random.Generator) -> np.ndarray:
-    shape = [1 if d == -1 else d for d in spec.shape]
+    # An input whose rank the model does not say gets one value: a guess, which make_sample owns up to.
+    shape = [1] if spec.shape is None else [1 if d == -1 else d for d in spec.shape]
     if spec.datatype in FLOAT_TYPES:
         return rng.standard_normal(shape).round(4).astype(OIP_TO_NUMPY[spec.datatype])
     if spec.datatype == "BOOL":
@@ -41,28 +45,46 @@ def from_oip(tensor: dict[str, Any]) -> np.ndarray:
     return np.array(tensor["data"], dtype=dtype).reshape(tensor["shape"])
 
 
-def run_onnxruntime(model_path: Path, inputs: list[dict[str, Any]]) -> dict[str, np.ndarray]:
-    """Run the model in-process on OIP v2 input tensors (onnxruntime must be installed)."""
-    import onnxruntime  # test/dev dependency only: the CLI itself must not need it
+def answer(model_path: Path, inputs: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """Every output of the model for OIP v2 input tensors, computed as the serving runtime does (onnxruntime, CPU).
 
-    session = onnxruntime.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
-    names = [o.name for o in session.get_outputs()]
-    results = session.run(names, {t["name"]: from_oip(t) for t in inputs})
-    return dict(zip(names, results, strict=True))
+    A model onnxruntime cannot load raises MlgitError; inputs it cannot run raise ValueError with its message.
+    """
+    session = load_session(model_path)
+    return run_session(session, {t["name"]: from_oip(t) for t in inputs})
+
+
+def run_onnxruntime(model_path: Path, inputs: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """`answer`, with a failed run as an MlgitError (the generated tests/test_model.py calls this)."""
+    try:
+        return answer(model_path, inputs)
+    except ValueError as exc:
+        raise MlgitError(f"onnxruntime cannot run the sample request: {exc}", location=Location(model_path)) from None
 
 
 def make_sample(model_path: Path, signature: Signature) -> dict[str, Any]:
-    """A one-row sample request for `signature`, with expected outputs when onnxruntime is available."""
+    """A one-row sample request for `signature` with the model's answer as its expected outputs."""
     rng = np.random.default_rng(0)
     inputs = [to_oip(s.name, s.datatype, _sample_tensor(s, rng)) for s in signature.inputs]
-    sample: dict[str, Any] = {"inputs": inputs}
     try:
-        outputs = run_onnxruntime(model_path, inputs)
-    except ImportError:
-        return sample  # without onnxruntime the sample still serves warm-up and liveness checks
+        outputs = answer(model_path, inputs)
+    except ValueError as exc:
+        shapeless = [s.name for s in signature.inputs if s.shape is None]
+        if not shapeless:
+            raise MlgitError(
+                f"onnxruntime cannot run a sample request made from the model's signature: {exc}",
+                "check that the model runs on inputs of the shapes and types its graph declares",
+                location=Location(model_path),
+            ) from None
+        raise MlgitError(
+            f"the model does not say the rank of input(s) {', '.join(map(repr, shapeless))}, and onnxruntime "
+            f"rejects a sample of shape [1]: {exc}",
+            "give those inputs their shape in the model (the exporter's input shapes, or "
+            "onnx.tools.update_model_dims.update_inputs_outputs_dims) and run init again",
+            location=Location(model_path),
+        ) from None
     by_name = {s.name: s for s in signature.outputs}
-    sample["expected_outputs"] = [to_oip(n, by_name[n].datatype, a) for n, a in outputs.items()]
-    return sample
+    return {"inputs": inputs, "expected_outputs": [to_oip(n, by_name[n].datatype, a) for n, a in outputs.items()]}
 
 
 def compare_outputs(
@@ -87,3 +109,26 @@ def compare_outputs(
                 f"output {name!r}: {got.reshape(-1)[:8].tolist()} != expected {want.reshape(-1)[:8].tolist()}"
             )
     return problems
+
+
+def check_answers(project: Project) -> None:
+    """Run the sample request as the serving runtime would (onnxruntime, CPU) and compare its expected outputs."""
+    sample_cfg = project.config.model.sample
+    sample_path = project.root / sample_cfg.path
+    try:
+        outputs = answer(project.root / project.config.model.path, project.sample["inputs"])
+    except ValueError as exc:
+        raise MlgitError(
+            f"onnxruntime cannot run the sample request: {exc}",
+            "fix the sample's inputs so that the model runs on them",
+            location=Location(sample_path),
+        ) from None
+    problems = compare_outputs(project.sample.get("expected_outputs", []), outputs, sample_cfg.rtol, sample_cfg.atol)
+    if problems:
+        raise MlgitError(
+            "the model's answer to the sample request is not the sample's expected_outputs",
+            "after retraining, `mlgit sample` recomputes them and shows what changed; otherwise the model "
+            "(or its export) changed behaviour",
+            location=Location(sample_path),
+            problems=problems,
+        )

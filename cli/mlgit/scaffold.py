@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import posixpath
 import re
 import shutil
 import subprocess
@@ -19,7 +20,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from mlgit import render
 from mlgit.config.load import CONFIG_FILE, load_project, parse_config
-from mlgit.config.onnx_model import OnnxModel, read_onnx
+from mlgit.config.onnx_model import OnnxModel, check_external_data, external_data_path, read_onnx
 from mlgit.config.serving import ImageConfig
 from mlgit.config.types import DNS_NAME_RE, ModelName
 from mlgit.config.yamlio import dump_yaml, read_yaml
@@ -112,10 +113,26 @@ def _copy_example(name: str, staging: Path) -> None:
 
 
 def _from_model(model_path: Path, name: str, staging: Path) -> None:
-    model: OnnxModel = read_onnx(model_path.resolve())
+    # Everything about the user's model is checked, and its sample computed, on their own file (so that
+    # messages name it) before anything is copied. Not resolved: onnxruntime reads external data relative to
+    # the path it is given, so a model linked from a cache (DVC) finds its data files beside the link.
+    model: OnnxModel = read_onnx(model_path.absolute())
+    check_external_data(model)
+    clash = [d.location for d in model.external_data if posixpath.normpath(d.location) == "sample.json"]
+    if clash:
+        raise MlgitError(
+            "the model's external data file is named sample.json, the name of the repository's sample request",
+            "re-export the model with another external data location (e.g. model.onnx.data)",
+            location=Location(model.path),
+        )
+    sample = make_sample(model.path, model.signature)
     (staging / "model").mkdir(parents=True, exist_ok=True)
     shutil.copyfile(model_path, staging / "model" / "model.onnx")
-    sample = make_sample(staging / "model" / "model.onnx", model.signature)
+    # The data files keep their location relative to the model, which is how onnxruntime finds them.
+    for data in model.external_data:
+        copy = staging / "model" / data.location
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(external_data_path(model, data), copy)
     write_atomic(staging / "model" / "sample.json", json.dumps(sample) + "\n")
     text = render_template(
         "scaffold",
@@ -213,6 +230,8 @@ def init_repository(options: InitOptions) -> Path:
             if options.model.suffix != ".onnx":
                 raise MlgitError(f"{options.model} is not a .onnx file", "pass the path of an ONNX model",
                                  location=Location(options.model))  # fmt: skip
+            if not options.model.is_file():
+                raise MlgitError(f"--model {options.model}: file not found", "pass the path of an existing .onnx file")
             _from_model(options.model, options.name or _slug(target.name), staging)
             name = options.name
         else:
@@ -221,7 +240,8 @@ def init_repository(options: InitOptions) -> Path:
         _apply_overrides(staging, options, name)
         config, _ = parse_config(staging / CONFIG_FILE)
         _scaffold_files(staging, config.name)
-        render.render(load_project(staging))
+        # Placeholder warnings would name the staging folder; `mlgit validate` shows them with the real path.
+        render.render(load_project(staging, warn=False))
         _move_into_place(staging, target)
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)

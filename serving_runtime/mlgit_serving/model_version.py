@@ -21,10 +21,10 @@ logger = logging.getLogger(__name__)
 
 
 def _synthetic_inputs(signature: Signature) -> dict[str, np.ndarray]:
-    """Warm-up inputs when there is no sample.json: dynamic dimensions become 1."""
+    """Warm-up inputs when there is no sample.json: dynamic dimensions become 1 (every rank is known)."""
     inputs = {}
     for name, spec in signature.inputs.items():
-        shape = tuple(1 if d == -1 else d for d in spec.shape)
+        shape = tuple(1 if d == -1 else d for d in spec.shape or ())
         inputs[name] = np.full(shape, "", dtype=object) if spec.datatype == "BYTES" else np.zeros(shape, spec.dtype)
     return inputs
 
@@ -99,6 +99,13 @@ class ModelVersion:
         )
 
     async def _warm_up(self, model: OnnxModel, signature: Signature, sample: dict[str, Any] | None) -> None:
+        if sample is None and any(spec.shape is None for spec in signature.inputs.values()):
+            # No request can be made up for an input of unknown rank; the model serves, only colder.
+            logger.warning(
+                "warm-up skipped: an input has no known rank and there is no sample.json",
+                extra={"model": self.name, "version": self.version},
+            )
+            return
         try:
             if sample is None:
                 inputs = _synthetic_inputs(signature)

@@ -15,7 +15,11 @@ _TENSOR_METADATA = {
     "properties": {
         "name": {"type": "string"},
         "datatype": _DATATYPE,
-        "shape": {"type": "array", "items": {"type": "integer"}},
+        "shape": {
+            "type": ["array", "null"],
+            "items": {"type": "integer"},
+            "description": "-1 marks a dynamic dimension; null: the model does not fix the rank (any shape).",
+        },
     },
 }
 ERROR = {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}

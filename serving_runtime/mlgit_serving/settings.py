@@ -65,7 +65,7 @@ class TensorSpec(BaseModel):
 
     name: str
     datatype: Datatype
-    shape: list[int]
+    shape: list[int] | None = Field(description="-1: a dynamic dimension; null: the model does not fix the rank.")
 
 
 class ProviderSpec(BaseModel):

@@ -16,11 +16,11 @@ from .settings import TensorSpec
 class Tensor:
     name: str
     datatype: str
-    shape: tuple[int, ...]  # -1 marks a dynamic dimension
+    shape: tuple[int, ...] | None  # -1 marks a dynamic dimension; None: the model does not fix the rank
     dtype: np.dtype
 
     def metadata(self) -> dict[str, Any]:
-        return {"name": self.name, "datatype": self.datatype, "shape": list(self.shape)}
+        return {"name": self.name, "datatype": self.datatype, "shape": None if self.shape is None else list(self.shape)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +42,9 @@ def _from_node(node: Any, role: str) -> Tensor:
             f"{role} {node.name!r} has type {node.type}, which the Open Inference Protocol cannot carry "
             "(export the model with plain tensors, e.g. skl2onnx options={'zipmap': False})"
         )
-    shape = tuple(d if isinstance(d, int) and d >= 0 else -1 for d in (node.shape or []))
+    # onnxruntime reports an unknown rank as [], like a scalar's: only model-settings.json (written from the ONNX
+    # graph, which tells them apart) can say it is a scalar, so [] is taken as "any shape" until it does.
+    shape = tuple(d if isinstance(d, int) and d >= 0 else -1 for d in node.shape) if node.shape else None
     return Tensor(node.name, datatype, shape, NUMPY_DTYPES[datatype])
 
 
@@ -60,15 +62,19 @@ def _refine(found: dict[str, Tensor], declared: list[TensorSpec] | None, role: s
             raise ModelLoadError(
                 f"{role} {spec.name!r}: model-settings.json says {spec.datatype}, the model says {actual.datatype}"
             )
-        compatible = len(spec.shape) == len(actual.shape) and all(
+        if spec.shape is None or actual.shape is None:
+            # Whichever side knows the shape says it (model-settings.json null: the model does not fix the rank).
+            shape = actual.shape if spec.shape is None else tuple(spec.shape)
+        elif len(spec.shape) == len(actual.shape) and all(
             a == -1 or a == s for a, s in zip(actual.shape, spec.shape, strict=True)
-        )
-        if not compatible:
+        ):
+            shape = tuple(spec.shape)
+        else:
             raise ModelLoadError(
                 f"{role} {spec.name!r}: model-settings.json shape {spec.shape} does not fit the model's "
                 f"{list(actual.shape)}"
             )
-        refined[spec.name] = Tensor(spec.name, spec.datatype, tuple(spec.shape), actual.dtype)
+        refined[spec.name] = Tensor(spec.name, spec.datatype, shape, actual.dtype)
     return refined
 
 

@@ -36,6 +36,8 @@ def _shape_of(item: dict[str, Any], spec: Tensor) -> list[int]:
         raise BadRequest(
             f"input {spec.name!r}: shape must be a list of integers from 0 to {MAX_DIMENSION}, got {shape!r:.80}"
         )
+    if spec.shape is None:  # the model does not fix the rank: onnxruntime checks what its graph needs
+        return shape
     if len(shape) != len(spec.shape):
         raise BadRequest(
             f"input {spec.name!r}: expected rank {len(spec.shape)} (shape {list(spec.shape)}), "

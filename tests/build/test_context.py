@@ -122,3 +122,14 @@ def test_symlinked_folders_are_followed_once(tmp_path: Path) -> None:
     (root / "model" / "weights").symlink_to(weights, target_is_directory=True)
     (root / "model" / "loop").symlink_to(root / "model", target_is_directory=True)
     assert context_files(root, root / "Dockerfile") == ["model/m.onnx", "model/weights/w.bin"]
+
+
+def test_the_context_of_a_model_with_external_data_carries_its_data_files(tmp_path: Path) -> None:
+    from mlgit.scaffold import InitOptions, init_repository
+    from tests.onnx_models import write_external_data_model
+
+    model = write_external_data_model(tmp_path / "export" / "net.onnx", location="weights/net.bin")
+    repo = init_repository(InitOptions(target=tmp_path / "repo", model=model))
+    assert context_files(repo, repo / "Dockerfile") == [
+        "model-settings.json", "model/model.onnx", "model/sample.json", "model/weights/net.bin",
+    ]  # fmt: skip

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from mlgit.main import app
+from tests.onnx_models import (
+    FUTURE_OPSET,
+    write_custom_op_model,
+    write_external_data_model,
+    write_linear_model,
+    write_shapeless_model,
+)
 
 runner = CliRunner()
 
@@ -160,9 +170,69 @@ def test_init_git_makes_the_first_commit(tmp_path: Path, linear_onnx: Path) -> N
 
 
 def test_init_fixed_batch_model_turns_batching_off(tmp_path: Path) -> None:
-    from tests.onnx_models import write_linear_model
-
     model = write_linear_model(tmp_path / "fixed.onnx", batch=1)
     result = runner.invoke(app, ["init", str(tmp_path / "repo"), "--model", str(model)])
     assert result.exit_code == 0, result.output
     assert "enabled: false" in (tmp_path / "repo" / "mlgit.yaml").read_text()
+
+
+@pytest.mark.parametrize(
+    ("make_model", "cause", "fix"),
+    [
+        (lambda p: write_linear_model(p, opset=FUTURE_OPSET), rf"opset {FUTURE_OPSET} of ai\.onnx", r"re-export"),
+        (write_custom_op_model, r"com\.acme:Frobnicate", r"standard ONNX operators"),
+    ],
+    ids=["opset-too-new", "custom-op"],
+)
+def test_init_with_a_model_onnxruntime_cannot_load_names_cause_and_fix(
+    tmp_path: Path, make_model: Callable[[Path], Path], cause: str, fix: str
+) -> None:
+    model = make_model(tmp_path / "net.onnx")
+    result = runner.invoke(app, ["init", str(tmp_path / "repo"), "--model", str(model)])
+    assert isinstance(result.exception, SystemExit) and result.exit_code == 1, result.output
+    assert re.search(cause, result.output) and re.search(fix, result.output), result.output
+    assert f"{model}: onnxruntime" in result.output  # the user's file, not a staging copy
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["net.onnx"]
+
+
+def test_init_copies_external_data_and_the_repository_validates(tmp_path: Path) -> None:
+    export = tmp_path / "export"
+    model = write_external_data_model(export / "net.onnx", location="weights/net.bin")
+    target = tmp_path / "big-model"
+    result = runner.invoke(app, ["init", str(target), "--model", str(model)])
+    assert result.exit_code == 0, result.output
+    assert (target / "model" / "weights" / "net.bin").read_bytes() == (export / "weights" / "net.bin").read_bytes()
+    dockerfile = (target / "Dockerfile").read_text()
+    assert 'COPY ["model/weights/net.bin", "/models/big-model/1/weights/net.bin"]' in dockerfile
+    assert json.loads((target / "model" / "sample.json").read_text())["expected_outputs"][0]["name"] == "y"
+    assert runner.invoke(app, ["validate", str(target)]).exit_code == 0
+    assert runner.invoke(app, ["render", str(target), "--check"]).exit_code == 0
+
+
+def test_init_refuses_a_model_whose_external_data_is_missing(tmp_path: Path) -> None:
+    model = write_external_data_model(tmp_path / "net.onnx", location="net.bin")
+    (tmp_path / "net.bin").unlink()
+    result = runner.invoke(app, ["init", str(tmp_path / "repo"), "--model", str(model)])
+    assert isinstance(result.exception, SystemExit) and result.exit_code == 1, result.output
+    assert "net.bin" in result.output and "not found" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["net.onnx"]
+
+
+def test_init_writes_an_unknown_rank_as_such_never_as_a_scalar(tmp_path: Path) -> None:
+    model = write_shapeless_model(tmp_path / "shapeless.onnx")
+    target = tmp_path / "repo"
+    result = runner.invoke(app, ["init", str(target), "--model", str(model)])
+    assert result.exit_code == 0, result.output
+    config = (target / "mlgit.yaml").read_text()
+    assert "shape: []" not in config and '{name: "x", datatype: FP32, shape: null}' in config
+    settings = json.loads((target / "model-settings.json").read_text())
+    assert settings["inputs"] == [{"name": "x", "datatype": "FP32", "shape": None}]
+    assert runner.invoke(app, ["validate", str(target)]).exit_code == 0
+
+
+def test_init_with_a_missing_model_names_the_flag_not_mlgit_yaml(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["init", str(tmp_path / "repo"), "--model", str(tmp_path / "missing.onnx")])
+    assert result.exit_code == 1
+    assert "--model" in result.output and "missing.onnx" in result.output and "not found" in result.output
+    assert "mlgit.yaml" not in result.output
+    assert list(tmp_path.iterdir()) == []

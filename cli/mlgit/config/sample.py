@@ -29,11 +29,11 @@ def _tensor_problem(tensor: Any, where: str) -> str | None:
 
 def _fits(tensor: dict[str, Any], spec: TensorSpec) -> bool:
     shape = tensor["shape"]
-    return (
-        tensor["datatype"] == spec.datatype
-        and len(shape) == len(spec.shape)
-        and all(d == s or s == -1 for d, s in zip(shape, spec.shape, strict=True))
-    )
+    if tensor["datatype"] != spec.datatype:
+        return False
+    if spec.shape is None:  # the model does not fix the rank
+        return True
+    return len(shape) == len(spec.shape) and all(d == s or s == -1 for d, s in zip(shape, spec.shape, strict=True))
 
 
 def _values_fit(data: list[Any], datatype: str) -> bool:
@@ -75,7 +75,7 @@ def check_sample(path: Path, signature: Signature) -> dict[str, Any]:
         if not _fits(tensor, spec):
             raise MlgitError(
                 f"sample input {spec.name!r} is {tensor['datatype']} {tensor['shape']}; "
-                f"the model takes {spec.datatype} {spec.shape}",
+                f"the model takes {spec.datatype} {'of any shape' if spec.shape is None else spec.shape}",
                 location=where,
             )
         if not _values_fit(tensor["data"], spec.datatype):

@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator
 
 from mlgit.config.load import Project
+from mlgit.config.onnx_model import external_data_copies
 from mlgit.render.files import RenderedFile
 from mlgit.render.templating import render_template
 
@@ -48,6 +49,7 @@ def dockerfile(project: Project) -> Iterator[RenderedFile]:
             name=cfg.name,
             version=cfg.model.version,
             model_path=cfg.model.path,
+            external_data=external_data_copies(cfg.model.path, project.model),
             sample_path=cfg.model.sample.path,
             settings_path=RUNTIME_SETTINGS,
         ),
