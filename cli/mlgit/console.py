@@ -11,6 +11,11 @@ out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+def print_warning(message: str) -> None:
+    """A problem that does not stop the command (e.g. a placeholder value), on stderr."""
+    err.print(f"[bold yellow]warning:[/] {escape(message)}")
+
+
 def print_error(error: MlgitError) -> None:
     head = f"{error.location}: {error.message}" if error.location else error.message
     err.print(f"[bold red]error:[/] {escape(head)}")

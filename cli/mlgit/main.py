@@ -2,19 +2,45 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import click
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperGroup, TyperOption
 
 from mlgit import __version__
-from mlgit.commands import build, cluster, init, manifests, policy, promote, render, schema, serve, validate
+from mlgit.commands import build, cluster, init, manifests, policy, promote, render, sample, schema, serve, validate
 from mlgit.errors import MlgitError
+
+
+def _blank_switch_types(params: Iterable[object]) -> None:
+    """typer's rich help prints a type after every option, `--check <bool>` as if the switch took a value;
+    an empty metavar leaves the type column blank for on/off switches (--help included), ours or typer's."""
+    for param in params:
+        if isinstance(param, TyperOption) and param.is_flag and param.metavar is None:
+            param.metavar = ""
+
+
+def _blank_switch_types_below(group: TyperGroup) -> None:
+    for command in group.commands.values():
+        _blank_switch_types([*command.params, command.get_help_option(typer.Context(command))])
+        if isinstance(command, TyperGroup):
+            _blank_switch_types_below(command)
 
 
 class MlgitGroup(TyperGroup):
     """Turns a user mistake raised anywhere into a red message and its documented exit code."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _blank_switch_types_below(self)
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        # typer appends --install-completion and --show-completion after __init__.
+        params = super().get_params(ctx)
+        _blank_switch_types(params)
+        return params
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -51,6 +77,7 @@ def _main(
 
 app.command("init")(init.init)
 app.command("validate")(validate.validate)
+app.command("sample")(sample.sample)
 app.command("render")(render.render)
 app.command("schema")(schema.schema)
 app.command("serve")(serve.serve)

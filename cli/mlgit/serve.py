@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import tempfile
 from collections.abc import Iterator
@@ -9,23 +10,59 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from mlgit.config.load import Project
+from mlgit.config.onnx_model import external_data_copies
+from mlgit.console import print_warning
 from mlgit.errors import MlgitError
-from mlgit.render.repo_files import RUNTIME_SETTINGS
+from mlgit.render.repo_files import RUNTIME_SETTINGS, runtime_settings_dict
+
+
+def settings_drift(on_disk: object, wanted: object, prefix: str = "") -> list[str]:
+    """`field: X in the file, Y from mlgit.yaml` for each leaf where two model-settings documents differ."""
+    if isinstance(on_disk, dict) and isinstance(wanted, dict):
+        return [
+            problem
+            for key in dict.fromkeys([*wanted, *on_disk])
+            for problem in settings_drift(on_disk.get(key), wanted.get(key), f"{prefix}{key}.")
+        ]
+    if on_disk != wanted:
+        return [f"{prefix.rstrip('.')}: {json.dumps(on_disk)} in the file, {json.dumps(wanted)} from mlgit.yaml"]
+    return []
+
+
+def _warn_if_stale(settings: Path, wanted: dict[str, object]) -> None:
+    """Serving follows mlgit.yaml; say so when the committed file (what the image bakes in) lags behind."""
+    try:
+        on_disk = json.loads(settings.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        print_warning(f"{settings} is missing; serving what mlgit.yaml says (run `mlgit render` before you build)")
+        return
+    except (OSError, ValueError):
+        on_disk = None
+    drift = settings_drift(on_disk, wanted)
+    if drift:
+        print_warning(
+            f"{settings} is out of date with mlgit.yaml; serving what mlgit.yaml says "
+            f"(run `mlgit render` before you build): {'; '.join(drift)}"
+        )
 
 
 @contextmanager
 def runtime_repository(project: Project) -> Iterator[Path]:
-    """The runtime's model-repository layout (docs/contracts.md) as symlinks into the model repo."""
-    settings = project.root / RUNTIME_SETTINGS
-    if not settings.is_file():
-        raise MlgitError(f"{settings} is missing", "run `mlgit render` first")
+    """The runtime's model-repository layout (docs/contracts.md): settings rendered from mlgit.yaml now,
+    the model and sample as symlinks into the model repo."""
+    wanted = runtime_settings_dict(project)
+    _warn_if_stale(project.root / RUNTIME_SETTINGS, wanted)
     cfg = project.config
     with tempfile.TemporaryDirectory(prefix="mlgit-serve-") as tmp:
         model_dir = Path(tmp) / cfg.name
         (model_dir / cfg.model.version).mkdir(parents=True)
-        (model_dir / "model-settings.json").symlink_to(settings)
+        (model_dir / "model-settings.json").write_text(json.dumps(wanted, indent=2) + "\n", encoding="utf-8")
         (model_dir / "sample.json").symlink_to(project.root / cfg.model.sample.path)
         (model_dir / cfg.model.version / "model.onnx").symlink_to(project.root / cfg.model.path)
+        for source, location in external_data_copies(cfg.model.path, project.model):
+            link = model_dir / cfg.model.version / location
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(project.root / source)
         yield Path(tmp)
 
 

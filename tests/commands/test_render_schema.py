@@ -69,3 +69,70 @@ def test_every_command_has_help() -> None:
         result = runner.invoke(app, [name, "--help"])
         assert result.exit_code == 0, name
         assert "Usage" in result.output
+
+
+def test_check_shows_a_unified_diff_of_what_render_would_change(model_repo: Path) -> None:
+    config = model_repo / "mlgit.yaml"
+    config.write_text(config.read_text().replace("  device: cpu\n", "  device: cpu\n  threads: {intra_op: 2}\n"))
+    check = runner.invoke(app, ["render", str(model_repo), "--check"])
+    assert check.exit_code == 1
+    diff = check.stdout.splitlines()
+    assert "--- a/model-settings.json" in diff and "+++ b/model-settings.json" in diff, check.stdout
+    assert any(line.startswith("+") and '"intra_op": 2' in line for line in diff), check.stdout
+    assert any(line.startswith("-") and '"intra_op"' in line for line in diff), check.stdout
+    assert "differs: model-settings.json" in check.stderr
+
+
+def test_check_json_reports_drift_with_diffs(model_repo: Path) -> None:
+    (model_repo / "Dockerfile").unlink()
+    settings = model_repo / "model-settings.json"
+    settings.write_text(settings.read_text().replace('"warmup": true', '"warmup": false'))
+    check = runner.invoke(app, ["render", str(model_repo), "--check", "--json"])
+    assert check.exit_code == 1
+    report = json.loads(check.stdout)
+    assert report["ok"] is False and report["missing"] == ["Dockerfile"] and report["stale"] == []
+    (changed,) = report["changed"]
+    assert changed["path"] == "model-settings.json"
+    assert '-  "warmup": false\n+  "warmup": true\n' in changed["diff"]
+    assert report["generated"] > 10 and report["dropped_environments"] == []
+
+
+def test_json_without_check_is_a_usage_error(model_repo: Path) -> None:
+    assert runner.invoke(app, ["render", str(model_repo), "--json"]).exit_code == 2
+
+
+def test_every_schema_property_is_documented() -> None:
+    schema = json.loads(runner.invoke(app, ["schema"]).stdout)
+
+    def undocumented(node: object, path: str) -> list[str]:
+        found = []
+        if isinstance(node, dict):
+            for name, prop in node.get("properties", {}).items():
+                if not prop.get("description"):
+                    found.append(f"{path}.{name}")
+            for key, value in node.items():
+                found += undocumented(value, path if key == "properties" else f"{path}/{key}")
+        elif isinstance(node, list):
+            found += [p for item in node for p in undocumented(item, path)]
+        return found
+
+    assert undocumented(schema, "") == []
+
+
+def _all_commands(group: object, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    commands = [path]
+    for name, command in getattr(group, "commands", {}).items():
+        commands += _all_commands(command, (*path, name))
+    return commands
+
+
+def test_switches_show_no_value_type_in_help() -> None:
+    import typer
+
+    commands = _all_commands(typer.main.get_command(app))
+    assert ("policy", "check") in commands and ("render",) in commands
+    for command in commands:
+        result = runner.invoke(app, [*command, "--help"])
+        assert result.exit_code == 0, command
+        assert "<bool>" not in result.stdout, f"mlgit {' '.join(command)} --help:\n{result.stdout}"
+    assert "<path>" in runner.invoke(app, ["render", "--help"]).stdout, "options that take a value keep their type"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from mlgit.main import app
 from tests.conftest import free_port
@@ -48,12 +48,42 @@ def test_serve_answers_the_sample_and_stops_on_sigterm(model_repo: Path) -> None
         assert proc.wait(timeout=30) == 0
 
 
-def test_serve_without_rendered_settings_says_so(model_repo: Path) -> None:
+def _serve_recording_settings(repo: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Result, list[dict[str, object]]]:
+    """`mlgit serve` with the runtime's serve() replaced by one that records the settings it was given."""
+    server = pytest.importorskip("mlgit_serving.server", reason="the serving runtime is needed")
+    served: list[dict[str, object]] = []
+
+    def fake_serve(repository: Path, host: str, port: int) -> None:
+        served.append(json.loads((repository / "linear" / "model-settings.json").read_text()))
+
+    monkeypatch.setattr(server, "serve", fake_serve)
+    return runner.invoke(app, ["serve", str(repo), "--port", str(free_port())]), served
+
+
+def test_serve_serves_what_mlgit_yaml_says_and_names_the_stale_file(
+    model_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = model_repo / "mlgit.yaml"
+    config.write_text(config.read_text().replace("  batching:\n", "  batching:\n    max_batch_size: 7\n", 1))
+    result, served = _serve_recording_settings(model_repo, monkeypatch)
+    assert result.exit_code == 0, result.output
+    assert served[0]["batching"]["max_batch_size"] == 7  # type: ignore[index]
+    assert "model-settings.json is out of date with mlgit.yaml; serving what mlgit.yaml says" in result.stderr
+    assert "batching.max_batch_size: 32 in the file, 7 from mlgit.yaml" in result.stderr
+
+
+def test_serve_without_rendered_settings_serves_and_says_so(model_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (model_repo / "model-settings.json").unlink()
-    result = runner.invoke(app, ["serve", str(model_repo)])
-    assert (
-        result.exit_code == 1 and "model-settings.json is missing" in result.output and "mlgit render" in result.output
-    )
+    result, served = _serve_recording_settings(model_repo, monkeypatch)
+    assert result.exit_code == 0, result.output
+    assert served[0]["name"] == "linear"
+    assert "model-settings.json is missing" in result.stderr and "mlgit render" in result.stderr
+
+
+def test_serve_is_quiet_about_an_up_to_date_settings_file(model_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    result, served = _serve_recording_settings(model_repo, monkeypatch)
+    assert result.exit_code == 0 and served, result.output
+    assert "model-settings.json" not in result.stderr
 
 
 def test_serve_without_the_runtime_installed_names_the_package(

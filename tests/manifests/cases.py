@@ -70,7 +70,7 @@ def make_case(case: str, parent: Path) -> Path:
     doc = read_yaml(root / CONFIG_FILE)
     doc.update(VARIANTS[case])
     (root / CONFIG_FILE).write_text(dump_yaml(doc), encoding="utf-8")
-    render.render(load_project(root))
+    render.render(load_project(root), prune=True)  # the variants replace the scaffold's environments
     return root
 
 

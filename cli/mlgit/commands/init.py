@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import typer
@@ -46,4 +47,5 @@ def init(
     out.print(f"[green]created[/] {target}")
     for rel in kept:
         out.print(f"kept your {rel}")
-    out.print(f"next: cd {directory} && mlgit validate && mlgit serve")
+    # Quoted so that the line can be pasted into a shell as it is, whatever the folder is called.
+    out.print(f"next: cd {shlex.quote(str(directory))} && mlgit validate && mlgit serve", markup=False)

@@ -11,7 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from mlgit.config.onnx_model import OnnxModel, read_onnx, signature_differences
+from mlgit.config.onnx_model import OnnxModel, check_external_data, read_onnx, signature_differences
+from mlgit.config.placeholders import placeholder_warnings
 from mlgit.config.sample import check_sample
 from mlgit.config.schema import MlgitConfig
 from mlgit.config.yamlio import position, read_yaml
@@ -29,6 +30,7 @@ class Project:
     config: MlgitConfig
     model: OnnxModel
     sample: dict[str, Any]
+    warnings: tuple[str, ...] = ()  # `file:line:col: field: why` for placeholders (config.placeholders)
 
     @property
     def config_path(self) -> Path:
@@ -82,7 +84,15 @@ def parse_config(path: Path) -> tuple[MlgitConfig, Any]:
         raise MlgitError("mlgit.yaml must be a mapping of keys such as name, domain, model, image",
                          location=Location(path, 1, 1))  # fmt: skip
     try:
-        config = MlgitConfig.model_validate(json.loads(json.dumps(doc, default=str)))
+        plain = json.loads(json.dumps(doc, default=str))
+    except TypeError:
+        raise MlgitError(
+            "a mapping key is not a plain string or number (a `? [list]` or `? {map}` key)",
+            "write each key as a plain name",
+            location=Location(path),
+        ) from None
+    try:
+        config = MlgitConfig.model_validate(plain)
     except ValidationError as exc:
         problems = [_describe(e, doc, path) for e in exc.errors()]
         raise MlgitError(
@@ -109,12 +119,62 @@ def _load_sample(project_root: Path, config: MlgitConfig, model: OnnxModel, doc:
     return check_sample(sample_path, model.signature)
 
 
-def load_project(root: Path) -> Project:
-    """Load, validate and cross-check a model repository (config, ONNX file, sample)."""
-    root = root.resolve()
+def _load_model(root: Path, config: MlgitConfig, doc: Any) -> OnnxModel:
+    model_path = root / config.model.path
+    if not model_path.is_file():
+        raise MlgitError(
+            f"model.path: {config.model.path} not found" + (" (it is a directory)" if model_path.is_dir() else ""),
+            "put the .onnx file there, or set model.path to it (relative to mlgit.yaml)",
+            location=_config_location(root / CONFIG_FILE, doc, ("model", "path")),
+        )
+    model = read_onnx(model_path)
+    check_external_data(model)
+    return model
+
+
+def _git_top(start: Path) -> Path | None:
+    """The top of the git repository (or worktree, or submodule) holding `start`, as git finds it."""
+    for folder in (start, *start.parents):
+        if (folder / ".git").exists():
+            return folder
+    return None
+
+
+def find_root(start: Path) -> Path:
+    """The folder holding mlgit.yaml: `start` or the nearest parent, as git finds `.git`.
+
+    The search stops at the top of the git repository `start` is in (outside one, at the filesystem root):
+    a mlgit.yaml above that belongs to another repository, and `mlgit render` must not write there.
+    """
+    start = start.resolve()
+    if not start.is_dir():
+        raise MlgitError(
+            f"{start} is not a directory" if start.exists() else f"{start} not found",
+            "pass the model repository's folder (the one holding mlgit.yaml)",
+        )
+    top = _git_top(start)
+    for folder in (start, *start.parents):
+        if (folder / CONFIG_FILE).is_file():
+            return folder
+        if folder == top:
+            break
+    where = f"up to the git repository's top {top}" if top else "up to the filesystem root"
+    raise MlgitError(
+        f"{CONFIG_FILE} not found in {start} or its parent folders ({where})",
+        "run `mlgit init` to create a model repository, or pass the folder that holds mlgit.yaml",
+    )
+
+
+def load_project(root: Path, *, warn: bool = True) -> Project:
+    """Load, validate and cross-check the model repository at or above `root` (config, ONNX file, sample).
+
+    Placeholder values (example.com, an issuer nobody chose) are in `Project.warnings`; with `warn`
+    they are also printed to stderr, where they never mix with a command's output.
+    """
+    root = find_root(root)
     config_path = root / CONFIG_FILE
     config, doc = parse_config(config_path)
-    model = read_onnx(root / config.model.path)
+    model = _load_model(root, config, doc)
     declared = config.model.signature
     if declared is not None:
         problems = signature_differences(declared, model.signature)
@@ -133,4 +193,10 @@ def load_project(root: Path) -> Project:
             location=_config_location(config_path, doc, ("serving", "batching")),
         )
     sample = _load_sample(root, config, model, doc)
-    return Project(root=root, config=config, model=model, sample=sample)
+    warnings = tuple(placeholder_warnings(config, doc, config_path))
+    if warn and warnings:
+        from mlgit.console import print_warning
+
+        for warning in warnings:
+            print_warning(warning)
+    return Project(root=root, config=config, model=model, sample=sample, warnings=warnings)

@@ -24,6 +24,7 @@ from mlgit.config.types import (
     OneLine,
     PositiveInt,
     Reference,
+    RepoPath,
     Strict,
 )
 
@@ -66,13 +67,15 @@ class ExposureConfig(Strict):
 class TlsConfig(Strict):
     enabled: bool = Field(True, description="Terminate TLS with a cert-manager certificate.")
     issuer: DnsName = Field("letsencrypt-prod", description="cert-manager issuer name.")
-    issuer_kind: Literal["ClusterIssuer", "Issuer"] = "ClusterIssuer"
+    issuer_kind: Literal["ClusterIssuer", "Issuer"] = Field(
+        "ClusterIssuer", description="ClusterIssuer (cluster-wide) or Issuer (in the environment's namespace)."
+    )
 
 
 class AutoscalingConfig(Strict):
-    enabled: bool = False
-    min_replicas: PositiveInt = 1
-    max_replicas: PositiveInt = 3
+    enabled: bool = Field(False, description="Scale with a HorizontalPodAutoscaler instead of fixed replicas.")
+    min_replicas: PositiveInt = Field(1, description="Fewest pods the autoscaler keeps.")
+    max_replicas: PositiveInt = Field(3, description="Most pods the autoscaler starts.")
     target_cpu_utilization: int = Field(70, ge=1, le=100, description="Average CPU utilisation target (%).")
     target_in_flight: PositiveInt | None = Field(
         None, description="Per-pod in-flight requests target (needs a custom-metrics adapter)."
@@ -93,7 +96,10 @@ class EnvironmentConfig(Strict):
     create_namespace: bool = Field(False, description="Let `mlgit deploy` create the namespace.")
     host: DnsName | None = Field(None, description="Public host (default <name>.<env>.<domain>; prod <name>.<domain>).")
     replicas: int = Field(1, ge=0, description="Replicas when autoscaling is off.")
-    autoscaling: AutoscalingConfig = Field(default_factory=AutoscalingConfig)
+    autoscaling: AutoscalingConfig = Field(
+        default_factory=AutoscalingConfig,
+        description="HorizontalPodAutoscaler (production tiers default to on, 2-4 replicas).",
+    )
     kube_context: OneLine | None = Field(
         None, description="Kubernetes context, e.g. the GitLab agent context group/project:agent."
     )
@@ -111,10 +117,10 @@ class ReviewConfig(Strict):
         description="Host template with {slug} for the branch slug (default {slug}.<name>.review.<domain>).",
     )
     auto_stop_in: Duration = Field("3 days", description="GitLab stops an idle review app after this.")
-    deploy: Literal["manual", "auto"] = "auto"
-    kube_context: OneLine | None = None
-    exposure: ExposureConfig | None = None
-    tls: TlsConfig | None = None
+    deploy: Literal["manual", "auto"] = Field("auto", description="Deploy job of a review app: a button, or automatic.")
+    kube_context: OneLine | None = Field(None, description="Kubernetes context of review apps (like an environment's).")
+    exposure: ExposureConfig | None = Field(None, description="Overrides the top-level exposure for review apps.")
+    tls: TlsConfig | None = Field(None, description="Overrides the top-level tls for review apps.")
 
 
 class PromotionConfig(Strict):
@@ -129,15 +135,24 @@ class PromotionConfig(Strict):
 class Waiver(Strict):
     policy: str = Field(min_length=1, description="Policy id, e.g. MLGIT-SEC-001.")
     resource: str = Field("*", description="Kind/name (or Kind/namespace/name); * for all.")
-    environment: DnsLabel | Literal["*"] = "*"
+    environment: DnsLabel | Literal["*"] = Field("*", description="Environment (or review) it applies to; * for all.")
     reason: str = Field(min_length=10, description="Why this is acceptable (reviewed with the waiver).")
-    expires: dt.date = Field(description="After this date the waiver no longer applies.")
+    expires: dt.date = Field(
+        description="After this date the waiver no longer applies. At most 90 days ahead, unless the platform team "
+        "sets MLGIT_WAIVER_MAX_DAYS (a waiver expiring later is refused)."
+    )
 
 
 class PolicyConfig(Strict):
     mode: Literal["enforce", "warn"] = Field("enforce", description="enforce: a deny fails the pipeline.")
-    waivers: list[Waiver] = Field(default_factory=list)
-    extra_dirs: list[str] = Field(default_factory=list, description="Team policy folders (Rego v1), repo-relative.")
+    waivers: list[Waiver] = Field(
+        default_factory=list, description="Reviewed exceptions to a policy, each with a reason and an expiry date."
+    )
+    extra_dirs: list[RepoPath] = Field(
+        default_factory=list,
+        description="Team policy folders (Rego v1) inside the repository, repo-relative. A platform team's shared "
+        "folder comes in through MLGIT_POLICY_DIRS (or `policy check --policy-dir`), not through mlgit.yaml.",
+    )
     allowed_registries: list[str] = Field(default_factory=list, description="Default: the image registry.")
     allowed_issuers: list[str] = Field(default_factory=list, description="Default: the configured issuers.")
 
@@ -172,19 +187,25 @@ class MlgitConfig(Strict):
 
     name: ModelName = Field(description="Model name: names the image, the Kubernetes objects and the URL.")
     domain: DnsName = Field(description="Base DNS domain; every host must be inside it.")
-    model: ModelConfig = Field(default_factory=ModelConfig)
-    serving: ServingConfig = Field(default_factory=ServingConfig)
-    image: ImageConfig
+    model: ModelConfig = Field(
+        default_factory=ModelConfig, description="The ONNX file, its version, signature and sample request."
+    )
+    serving: ServingConfig = Field(
+        default_factory=ServingConfig, description="How the serving runtime and its pods run the model."
+    )
+    image: ImageConfig = Field(description="Where the model image is pushed, and the runtime image it builds on.")
     exposure: ExposureConfig = Field(default_factory=ExposureConfig, description="Default for all environments.")
     tls: TlsConfig = Field(default_factory=TlsConfig, description="Default for all environments.")
     environments: dict[DnsLabel, EnvironmentConfig] = Field(
         default_factory=lambda: {e: EnvironmentConfig() for e in DEFAULT_ENVIRONMENTS},
         description="Ordered environments (default dev, staging, prod).",
     )
-    review: ReviewConfig = Field(default_factory=ReviewConfig)
-    promotion: PromotionConfig = Field(default_factory=PromotionConfig)
-    policy: PolicyConfig = Field(default_factory=PolicyConfig)
-    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
+    review: ReviewConfig = Field(default_factory=ReviewConfig, description="A review app per merge request.")
+    promotion: PromotionConfig = Field(
+        default_factory=PromotionConfig, description="Promotion of a tested image digest through merge requests."
+    )
+    policy: PolicyConfig = Field(default_factory=PolicyConfig, description="Rego policy checks and their waivers.")
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig, description="The generated .gitlab-ci.yml.")
 
     @model_validator(mode="after")
     def _resolve(self) -> MlgitConfig:
@@ -231,6 +252,16 @@ class MlgitConfig(Strict):
                 )
             namespaces[str(cfg.namespace)] = env
         self.review.namespace = self.review.namespace or f"{self.name}-review"
+        for env, cfg in self.environments.items():
+            # Review apps are labelled review-<slug> in their namespace: there, environment review-x is
+            # the review app of slug x (same labels, same instance), and destroying one deletes the other.
+            if self.review.enabled and env.startswith("review-") and cfg.namespace == self.review.namespace:
+                raise ValueError(
+                    f"environments.{env}: in the review namespace {cfg.namespace} this environment's objects "
+                    f"would carry the labels of the review app for branch slug {env.removeprefix('review-')!r} "
+                    f"(mlgit.dev/environment={env}), and destroying either would delete the other; rename the "
+                    "environment (not review-...) or give it another namespace"
+                )
         self.review.host = self.review.host or f"{{slug}}.{self.name}.review.{self.domain}"
         self.review.exposure = self.review.exposure or self.exposure
         self.review.tls = self.review.tls or self.tls

@@ -6,6 +6,7 @@ all go through `plan()`, so a new renderer needs no change anywhere else.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,7 @@ from mlgit.errors import MlgitError
 from mlgit.manifests.render import render_manifests
 from mlgit.pipelines import render as pipelines
 from mlgit.render import repo_files
+from mlgit.render.dropped import DroppedEnvironment, dropped_environments
 from mlgit.render.files import RenderedFile, write_atomic
 
 
@@ -43,6 +45,8 @@ class Drift:
     missing: list[str]
     stale: list[str]
     generated: int  # how many files mlgit.yaml renders to
+    dropped: list[DroppedEnvironment] = field(default_factory=list)  # whole overlays among `stale`
+    diffs: dict[str, str] = field(default_factory=dict)  # changed path -> unified diff, disk to mlgit.yaml
 
     @property
     def clean(self) -> bool:
@@ -73,15 +77,36 @@ def _stale(root: Path, files: dict[str, RenderedFile]) -> list[str]:
     return sorted(stale)
 
 
+def _diff(rel: str, current: str, wanted: str) -> str:
+    lines = difflib.unified_diff(
+        current.splitlines(keepends=True), wanted.splitlines(keepends=True), f"a/{rel}", f"b/{rel}"
+    )
+    # A file without a final newline would glue the next diff line onto its last line.
+    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
+
+
 def _compare(root: Path, files: dict[str, RenderedFile]) -> Drift:
-    changed, missing = [], []
+    changed, missing, diffs = [], [], {}
     for rel, item in sorted(files.items()):
         path = root / rel
         if not path.is_file():
             missing.append(rel)
-        elif not item.seed and path.read_text(encoding="utf-8") != item.content:
+            continue
+        if item.seed:
+            continue
+        current = path.read_text(encoding="utf-8")
+        if current != item.content:
             changed.append(rel)
-    return Drift(changed=changed, missing=missing, stale=_stale(root, files), generated=len(files))
+            diffs[rel] = _diff(rel, current, item.content)
+    stale = _stale(root, files)
+    return Drift(
+        changed=changed,
+        missing=missing,
+        stale=stale,
+        generated=len(files),
+        dropped=dropped_environments(root, stale, list(files)),
+        diffs=diffs,
+    )
 
 
 def drift(project: Project) -> Drift:
@@ -89,10 +114,23 @@ def drift(project: Project) -> Drift:
     return _compare(project.root, plan(project))
 
 
-def render(project: Project) -> Drift:
-    """Bring the repository in line with mlgit.yaml; return what was changed (before the change)."""
+def render(project: Project, *, prune: bool = False) -> Drift:
+    """Bring the repository in line with mlgit.yaml; return what was changed (before the change).
+
+    The overlay of an environment mlgit.yaml no longer declares holds state (the image digest that
+    promotion pinned), so it is deleted only with `prune`; otherwise nothing is written at all.
+    """
     files = plan(project)
     before = _compare(project.root, files)
+    if before.dropped and not prune:
+        names = ", ".join(d.env for d in before.dropped)
+        raise MlgitError(
+            f"mlgit.yaml no longer declares {names}; rendering would delete "
+            + ("its overlay and image pin" if len(before.dropped) == 1 else "their overlays and image pins"),
+            "declare them again under `environments:` (review apps: review.enabled), or run "
+            "`mlgit render --prune` to delete these overlays (git history keeps them)",
+            problems=[d.describe() for d in before.dropped],
+        )
     for rel in [*before.changed, *before.missing]:
         write_atomic(project.root / rel, files[rel].content)
     for rel in before.stale:
