@@ -23,6 +23,7 @@ from mlgit.config.load import load_project
 from mlgit.policy.check import evaluate
 from mlgit.policy.engine import PolicySet
 from mlgit.policy.inputs import environment_names, environment_target, pipeline_target
+from mlgit.policy.settings import PlatformSettings
 from mlgit.resources import shipped_dir
 from mlgit.scaffold import InitOptions, init_repository
 
@@ -48,7 +49,7 @@ def main() -> None:
             start = time.perf_counter()
             policies = PolicySet([shipped_dir("policies")])
             compiled = time.perf_counter()
-            result = evaluate(policies, targets, project.config.policy, dt.date.today())
+            result = evaluate(policies, targets, project.config.policy, dt.date.today(), PlatformSettings())
             done = time.perf_counter()
             assert not result.findings, [f.message for f in result.findings]
             compiles.append(compiled - start)

@@ -48,7 +48,8 @@ def configure(repo: Path, changes: dict[str, Any]) -> Path:
         doc = read_yaml(path)
         doc.update(changes)
         path.write_text(dump_yaml(doc), encoding="utf-8")
-    render.render(load_project(repo))
+    # A variant may drop environments of the fresh repository: their overlays go with them.
+    render.render(load_project(repo), prune=True)
     return repo
 
 

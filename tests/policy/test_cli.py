@@ -32,9 +32,20 @@ warn contains msg if {
 """
 
 
+def flat(text: str) -> str:
+    """Output with rich's line wrapping undone, for substring assertions."""
+    return " ".join(text.split())
+
+
 def _check(repo: Path, *args: str) -> tuple[int, str]:
     result = runner.invoke(app, ["policy", "check", str(repo), *args])
     return result.exit_code, result.output
+
+
+def _check_json(repo: Path, *args: str) -> tuple[int, dict]:
+    """The JSON report from stdout (warnings about the config go to stderr)."""
+    result = runner.invoke(app, ["policy", "check", str(repo), "--format", "json", *args])
+    return result.exit_code, json.loads(result.stdout)
 
 
 def _configure(repo: Path, text: str) -> None:
@@ -57,7 +68,7 @@ def _image(repo: Path) -> str:
 def test_happy_path(repo: Path, tmp_path: Path) -> None:
     code, output = _check(repo, "--image", _image(repo), "--save-inputs", str(tmp_path / "inputs"))
     assert code == 0, output
-    assert "0 denied, 0 warning(s), 0 waived" in output
+    assert "0 denied, 0 warning(s), 0 skipped (waived)" in output
     assert "dev, staging, prod, review, pipeline" in output
     saved = {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in (tmp_path / "inputs").glob("*.json")}
     assert set(saved) == {"dev", "staging", "prod", "review", "pipeline"}
@@ -129,9 +140,8 @@ def test_syntax_error_in_team_policy_names_file_and_line(repo: Path) -> None:
 
 def test_json_format(repo: Path) -> None:
     _pin_tag(repo)
-    code, output = _check(repo, "--format", "json")
+    code, report = _check_json(repo)
     assert code == 3
-    report = json.loads(output)
     assert report["ok"] is False
     assert report["summary"]["deny"] == 2
     assert {f["environment"] for f in report["findings"]} == {"staging", "prod"}
@@ -181,11 +191,11 @@ def test_waiver_applies_until_it_expires(repo: Path) -> None:
     )
     code, output = _check(repo)
     assert code == 3, output
-    assert "WAIVED MLGIT-IMG-002" in output
-    assert f"waived until {tomorrow}" in output
+    assert "SKIP   MLGIT-IMG-002" in output
+    assert f"skipped: waived until {tomorrow}: staging runs the nightly tag" in output
     assert "DENY   MLGIT-IMG-002  Deployment linear-prod/linear" in output
     assert "waiver expired on 2020-01-01 and no longer applies" in output
-    assert "1 denied, 0 warning(s), 1 waived" in output
+    assert "1 denied, 0 warning(s), 1 skipped (waived)" in output
 
 
 def test_warn_mode_turns_denies_into_warnings(repo: Path) -> None:
@@ -196,3 +206,110 @@ def test_warn_mode_turns_denies_into_warnings(repo: Path) -> None:
     assert "policy.mode is warn" in output
     code, _ = _check(repo, "--strict")
     assert code == 3
+
+
+def _waive_tags_everywhere(repo: Path, expires: dt.date) -> None:
+    """The waiver of the report: every resource, every environment, image digests off."""
+    _pin_tag(repo)
+    _configure(
+        repo,
+        f"""policy:
+  waivers:
+    - policy: MLGIT-IMG-002
+      resource: "*"
+      reason: tags are fine for now, we will pin digests later
+      expires: {expires}
+""",
+    )
+
+
+def test_a_waiver_expiring_too_far_ahead_waives_nothing(repo: Path) -> None:
+    _waive_tags_everywhere(repo, dt.date(9999, 12, 31))
+    code, output = _check(repo)
+    assert code == 3, output
+    assert "DENY   MLGIT-IMG-002  Deployment linear-staging/linear" in output
+    latest = dt.date.today() + dt.timedelta(days=90)
+    assert f"waiver until 9999-12-31 refused: it may expire at most 90 days ahead ({latest}" in output
+    assert "MLGIT_WAIVER_MAX_DAYS" in output
+    assert "2 denied, 0 warning(s), 0 skipped (waived)" in output
+
+
+def test_the_limit_comes_from_the_environment_or_the_flag_never_from_the_repository(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    far = dt.date.today() + dt.timedelta(days=400)
+    _waive_tags_everywhere(repo, far)
+    assert _check(repo)[0] == 3
+    monkeypatch.setenv("MLGIT_WAIVER_MAX_DAYS", "365")
+    code, output = _check(repo)
+    assert code == 3 and "limit from MLGIT_WAIVER_MAX_DAYS" in output
+    monkeypatch.setenv("MLGIT_WAIVER_MAX_DAYS", "400")
+    code, output = _check(repo)
+    assert code == 0, output
+    assert "2 skipped (waived)" in output
+    code, output = _check(repo, "--waiver-max-days", "30")  # the flag wins over the environment
+    assert code == 3 and "at most 30 days ahead" in output and "limit from --waiver-max-days" in output
+    monkeypatch.setenv("MLGIT_WAIVER_MAX_DAYS", "ninety")
+    code, output = _check(repo)
+    assert code == 2 and "MLGIT_WAIVER_MAX_DAYS is 'ninety', not a number of days" in output
+
+
+def test_waived_findings_are_reported_as_skipped_with_their_reason(repo: Path, tmp_path: Path) -> None:
+    expires = dt.date.today() + dt.timedelta(days=30)
+    _waive_tags_everywhere(repo, expires)
+    code, report = _check_json(repo)
+    assert code == 0, report
+    assert report["summary"]["skipped"] == 2 and report["summary"]["deny"] == 0
+    skipped = [f for f in report["findings"] if f["policy"] == "MLGIT-IMG-002"]
+    reason = f"waived until {expires}: tags are fine for now, we will pin digests later"
+    assert [(f["status"], f["reason"]) for f in skipped] == [("skipped", reason)] * 2
+    target = tmp_path / "policy.xml"
+    code, _ = _check(repo, "--format", "junit", "--output", str(target))
+    assert code == 0
+    suites = ET.parse(target).getroot()
+    assert (suites.get("failures"), suites.get("skipped")) == ("0", "2")
+    staging = next(s for s in suites if s.get("name") == "policy staging")
+    assert staging.get("skipped") == "1"
+    (case,) = [c for c in staging if c.find("skipped") is not None]
+    assert case.get("name", "").startswith("MLGIT-IMG-002")
+    assert case.find("skipped").get("message") == f"1 finding(s) {reason}"
+    assert "not pinned by digest" in (case.find("skipped").text or "")
+
+
+def test_extra_dirs_stay_inside_the_repository(repo: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "always.rego").write_text(TEAM_WARN, encoding="utf-8")
+    _configure(repo, f"policy:\n  extra_dirs: [{outside}]\n")
+    code, output = _check(repo, "--env", "dev")
+    assert code == 1, output
+    assert "policy.extra_dirs" in output and "inside the repository" in output
+    (repo / "mlgit.yaml").write_text(
+        (repo / "mlgit.yaml").read_text(encoding="utf-8").replace(str(outside), "../elsewhere"), encoding="utf-8"
+    )
+    code, output = _check(repo, "--env", "dev")
+    assert code == 1 and "policy.extra_dirs" in output, output
+    (repo / "linked").symlink_to(outside)  # a folder inside that leads outside
+    (repo / "mlgit.yaml").write_text(
+        (repo / "mlgit.yaml").read_text(encoding="utf-8").replace("../elsewhere", "linked"), encoding="utf-8"
+    )
+    code, output = _check(repo, "--env", "dev")
+    assert code == 1, output
+    assert f"policy.extra_dirs: linked leads to {outside.resolve()}, outside the repository" in flat(output)
+    assert "MLGIT_POLICY_DIRS" in flat(output)
+
+
+def test_a_platform_folder_comes_in_through_the_environment_or_the_flag(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    platform = tmp_path / "platform-policies"
+    platform.mkdir()
+    (platform / "always.rego").write_text(TEAM_WARN, encoding="utf-8")
+    monkeypatch.setenv("MLGIT_POLICY_DIRS", str(platform))
+    code, output = _check(repo, "--env", "dev")
+    assert code == 0 and "WARN   TEAM-001" in output, output
+    monkeypatch.delenv("MLGIT_POLICY_DIRS")
+    code, output = _check(repo, "--env", "dev", "--policy-dir", str(platform))
+    assert code == 0 and "WARN   TEAM-001" in output, output
+    code, output = _check(repo, "--env", "dev", "--policy-dir", str(tmp_path / "missing"))
+    assert code == 1 and "platform policy folder" in output and "not found" in output

@@ -16,6 +16,7 @@ from mlgit.config.load import load_project
 from mlgit.policy.check import run_check
 from mlgit.policy.engine import PolicySet
 from mlgit.policy.inputs import environment_names, environment_target, pipeline_target
+from mlgit.policy.settings import PlatformSettings
 from tests.conftest import EXAMPLES
 from tests.policy import environments
 from tests.policy.planted import PIPELINE_PLANTS, PLANTS, Plant
@@ -81,8 +82,9 @@ def test_planted_in_generated_manifests(policies: PolicySet, iris: Path) -> None
 def _check_clean(repo: Path) -> None:
     project = load_project(repo)
     result = run_check(
-        project, environment_names(project, None), pipeline=True, today=dt.date.today(), image=_image(repo)
-    )
+        project, environment_names(project, None), pipeline=True, today=dt.date.today(),
+        platform=PlatformSettings(), image=_image(repo),
+    )  # fmt: skip
     assert "pipeline" in result.targets
     assert [f.message for f in result.findings] == []
 

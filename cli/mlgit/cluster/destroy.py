@@ -11,13 +11,47 @@ from mlgit.cluster.objects import Key, key
 from mlgit.cluster.target import Target
 
 CERTIFICATE_NAME = "cert-manager.io/certificate-name"
+CERTIFICATE = ("cert-manager.io/v1", "Certificate")
+
+
+def _controlled_by_one_of(obj: dict[str, Any], owners: list[dict[str, Any]]) -> bool:
+    """Whether `obj`'s controller (ownerReferences) is one of `owners`: same kind and name, and same uid."""
+    refs = [r for r in obj["metadata"].get("ownerReferences") or [] if r.get("controller")]
+    return any(
+        ref.get("kind") == owner["kind"]
+        and ref.get("name") == owner["metadata"]["name"]
+        and ref.get("uid") == owner["metadata"].get("uid")
+        for ref in refs
+        for owner in owners
+    )
+
+
+def _issued_for_us(cluster: Cluster, target: Target, secret: dict[str, Any], found: list[dict[str, Any]]) -> bool:
+    """Whether cert-manager issued `secret` for a Certificate of this environment.
+
+    Ours: our own Certificate (gateway exposure; it carries our labels, as does the one ingress-shim
+    copies our Ingress's labels onto), or a Certificate our Ingress controls (ingress-shim makes it
+    with an ownerReference), in both cases naming this secret.
+    """
+    name = (secret["metadata"].get("annotations") or {}).get(CERTIFICATE_NAME)
+    if not name:
+        return False  # not issued by cert-manager: a secret someone else provides (a shared wildcard)
+    certificate = next((o for o in found if o["kind"] == CERTIFICATE[1] and o["metadata"]["name"] == name), None)
+    if certificate is None:
+        certificate = cluster.get(*CERTIFICATE, name, target.namespace)
+        if certificate is None or not _controlled_by_one_of(certificate, found):
+            return False
+    return (certificate.get("spec") or {}).get("secretName") == secret["metadata"]["name"]
 
 
 def _tls_secrets(cluster: Cluster, target: Target, found: list[dict[str, Any]]) -> list[Key]:
-    """The TLS secrets cert-manager issued for our Ingress/Certificate, plus Secrets carrying our labels.
+    """Secrets carrying our labels, plus the TLS secrets cert-manager issued for our Ingress/Certificate.
 
-    A secret only named in our Ingress's tls section is deleted only when cert-manager issued it (its
-    certificate-name annotation is set): a shared wildcard secret someone else provides stays.
+    A secret our Ingress `tls` or Certificate `secretName` names is deleted only when it belongs to this
+    model's environment (_issued_for_us): the name alone proves nothing. Another model's Ingress can
+    name the same secret (before mlgit named TLS secrets after the objects, model `a` environment `b-c`
+    and model `a-b` environment `c` shared `a-b-c-tls` in their common default namespace), and a shared
+    wildcard secret someone else provides stays.
     """
     names = set()
     for obj in found:
@@ -29,7 +63,7 @@ def _tls_secrets(cluster: Cluster, target: Target, found: list[dict[str, Any]]) 
     keys = {key(s) for s in cluster.list("v1", "Secret", target.namespace, target.selector)}
     for name in sorted(names):
         secret = cluster.get("v1", "Secret", name, target.namespace)
-        if secret and CERTIFICATE_NAME in (secret["metadata"].get("annotations") or {}):
+        if secret and _issued_for_us(cluster, target, secret, found):
             keys.add(key(secret))
     return sorted(keys)
 

@@ -1,13 +1,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from mlgit.commands.validate import DirArg
 from mlgit.errors import ExitCode, MlgitError
 from mlgit.policy.formats import Format
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 app = typer.Typer(help="Check the generated manifests and pipeline against Rego policies.", no_args_is_help=True)
 
@@ -28,6 +34,18 @@ def check(
     save_inputs: Path | None = typer.Option(
         None, "--save-inputs", help="Also write each input document as DIR/<env>.json (for conftest or opa eval)."
     ),
+    waiver_max_days: int | None = typer.Option(
+        None,
+        "--waiver-max-days",
+        metavar="DAYS",
+        help="Refuse waivers expiring more than this many days ahead (default: $MLGIT_WAIVER_MAX_DAYS, else 90).",
+    ),
+    policy_dir: list[Path] = typer.Option(
+        [],
+        "--policy-dir",
+        metavar="DIR",
+        help="A platform team's policy folder, outside the repository too; repeatable (default: $MLGIT_POLICY_DIRS).",
+    ),
 ) -> None:
     """Build each environment and evaluate mlgit's and the team's policies; exit 3 on a violation."""
     if env is not None and all_:
@@ -37,10 +55,21 @@ def check(
     from mlgit.policy import report
     from mlgit.policy.check import run_check
     from mlgit.policy.inputs import environment_names
+    from mlgit.policy.settings import platform_settings
 
+    platform = platform_settings(os.environ, waiver_max_days=waiver_max_days, policy_dirs=policy_dir)
     project = load_project(directory)
     names = environment_names(project, env)
-    result = run_check(project, names, pipeline=env is None, today=dt.date.today(), image=image, inputs_dir=save_inputs)
+    with _progress(err, [*names, *(["pipeline"] if env is None else [])]):
+        result = run_check(
+            project,
+            names,
+            pipeline=env is None,
+            today=dt.date.today(),
+            platform=platform,
+            image=image,
+            inputs_dir=save_inputs,
+        )
     rendered = report.render(result, fmt, strict)
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
@@ -50,3 +79,16 @@ def check(
         typer.echo(rendered, nl=False)
     if result.failed(strict):
         raise typer.Exit(int(ExitCode.POLICY_VIOLATION))
+
+
+def _progress(console: Console, targets: list[str]) -> AbstractContextManager[object]:
+    """A spinner with the elapsed time on a terminal: the kustomize builds take seconds. Logs get nothing."""
+    if not console.is_terminal:
+        return nullcontext()
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    progress = Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=True
+    )
+    progress.add_task(f"building and checking {', '.join(targets)}", total=None)
+    return progress

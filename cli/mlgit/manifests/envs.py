@@ -26,7 +26,13 @@ class Target:
     name: str
     """Name of every object of the target (review apps: <model>-<slug>)."""
     instance: str
-    """app.kubernetes.io/instance: <model>-<env>, or <model>-review-<slug>."""
+    """app.kubernetes.io/instance: <model>-<env>, or <model>-review-<slug>.
+
+    Ambiguous across models (model `a` environment `b-c` and model `a-b` environment `c` are both
+    `a-b-c`, as are their default namespaces), and kept so: it is part of every Deployment's selector,
+    which Kubernetes never lets change, so renaming it would break every deployed environment. Selectors
+    also carry app.kubernetes.io/name (the model) and nothing is named after the instance: the pair is
+    unique even where two models share a namespace."""
     environment_label: str
     """mlgit.dev/environment: the environment name, or review-<slug>."""
     host: str | None
@@ -39,7 +45,12 @@ class Target:
 
     @property
     def tls_secret(self) -> str:
-        return f"{self.instance}-tls"
+        """The Secret cert-manager issues the certificate into: <name>-tls, after the objects.
+
+        A Secret is shared state of its namespace: named after the instance (<model>-<env>), two models
+        that land in one namespace got the same Secret and destroying one deleted the other's. Object
+        names are unique per model in a namespace (two environments of a model never share one)."""
+        return f"{self.name}-tls"
 
     @property
     def highly_available(self) -> bool:

@@ -14,6 +14,7 @@ from typing import Any
 from mlgit import __version__
 from mlgit.config.load import Project
 from mlgit.config.schema import EnvironmentConfig, ExposureConfig, MlgitConfig, TlsConfig
+from mlgit.policy.settings import DEFAULT_WAIVER_MAX_DAYS
 from mlgit.render.files import RenderedFile
 from mlgit.render.templating import render_template
 from mlgit.resources import shipped_dir
@@ -66,6 +67,8 @@ def pipeline_context(project: Project) -> dict[str, Any]:
         "cli_image": f"{pipeline.cli_image}:{pipeline.version}",
         "buildah_image": BUILDAH_IMAGE,
         "image_repository": config.image.repository,
+        # The CLI's own default, written out: a group CI/CD variable of the platform team overrides it.
+        "waiver_max_days": DEFAULT_WAIVER_MAX_DAYS,
         "environments": environments,
         "promotion_order": order,
         "production_environments": [e["name"] for e in environments if e["tier"] == "production"],
@@ -87,8 +90,15 @@ def gitlab_ci(project: Project) -> Iterator[RenderedFile]:
 
 def component_text() -> str:
     """mlgit's CI/CD component (pipelines/templates/model-pipeline.yml), as it must be published."""
-    inputs = {key: f"$[[ inputs.{key} ]]" for key in ("cli_image", "buildah_image", "image_repository")}
-    return render_template("pipelines", COMPONENT_TEMPLATE, default_buildah_image=BUILDAH_IMAGE, **inputs)
+    keys = ("cli_image", "buildah_image", "image_repository", "waiver_max_days")
+    inputs = {key: f"$[[ inputs.{key} ]]" for key in keys}
+    return render_template(
+        "pipelines",
+        COMPONENT_TEMPLATE,
+        default_buildah_image=BUILDAH_IMAGE,
+        default_waiver_max_days=DEFAULT_WAIVER_MAX_DAYS,
+        **inputs,
+    )
 
 
 def component_path() -> Path:

@@ -11,13 +11,16 @@ from typing import Literal
 
 from mlgit.config.load import Project
 from mlgit.config.schema import PolicyConfig, Waiver
+from mlgit.errors import Location, MlgitError
 from mlgit.policy import waivers
 from mlgit.policy.engine import PolicySet
 from mlgit.policy.inputs import Target, environment_target, pipeline_target
 from mlgit.policy.metadata import PolicyInfo, Severity
+from mlgit.policy.settings import POLICY_DIRS_ENV, WAIVER_MAX_DAYS_ENV, PlatformSettings
 from mlgit.resources import shipped_dir
 
-Status = Literal["deny", "warn", "waived"]
+# A waived finding is reported as skipped (JUnit <skipped>), never as passed: the check did not run for it.
+Status = Literal["deny", "warn", "skipped"]
 
 
 @dataclass(frozen=True)
@@ -34,7 +37,12 @@ class Finding:
 
     @property
     def status(self) -> Status:
-        return "waived" if self.waiver is not None else self.severity
+        return "skipped" if self.waiver is not None else self.severity
+
+    @property
+    def skip_reason(self) -> str | None:
+        """Why a skipped finding was not enforced: its waiver's expiry and reason."""
+        return f"waived until {self.waiver.expires}: {self.waiver.reason}" if self.waiver is not None else None
 
     @property
     def resource_name(self) -> str:
@@ -59,9 +67,40 @@ class CheckResult:
         return self.count("deny") > 0 or (strict and self.count("warn") > 0)
 
 
-def policy_dirs(project: Project) -> list[Path]:
-    """mlgit's policies, then the team's folders from `policy.extra_dirs` (repo-relative)."""
-    return [shipped_dir("policies"), *(project.root / d for d in project.config.policy.extra_dirs)]
+def policy_dirs(project: Project, platform: PlatformSettings) -> list[Path]:
+    """mlgit's policies, the platform team's folders, then the repository's own (`policy.extra_dirs`).
+
+    The repository's folders must lie inside it (symlinks resolved): what a model repository's check
+    evaluates is then in the repository; a platform team's folders come in through the pipeline instead.
+    """
+    for folder in platform.policy_dirs:
+        if not folder.is_dir():
+            raise MlgitError(
+                f"platform policy folder {folder} not found ({POLICY_DIRS_ENV} or --policy-dir)",
+                "fix the variable in the project's or group's CI/CD settings, or the --policy-dir option",
+            )
+    root = project.root.resolve()
+    own = []
+    for entry in project.config.policy.extra_dirs:
+        folder = project.root / entry
+        if not folder.resolve().is_relative_to(root):
+            raise MlgitError(
+                f"policy.extra_dirs: {entry} leads to {folder.resolve()}, outside the repository",
+                f"keep the repository's policies inside it; a platform team's shared folder comes in through "
+                f"{POLICY_DIRS_ENV} (a group CI/CD variable) or `mlgit policy check --policy-dir`",
+                location=Location(project.config_path),
+            )
+        own.append(folder)
+    return [shipped_dir("policies"), *platform.policy_dirs, *own]
+
+
+def _refusal(waiver: Waiver, today: dt.date, platform: PlatformSettings) -> str:
+    latest = waivers.latest_expiry(today, platform.waiver_max_days)
+    return (
+        f"waiver until {waiver.expires} refused: it may expire at most {platform.waiver_max_days} days ahead "
+        f"({latest}; limit from {platform.waiver_max_days_source}); shorten `expires`, or ask the platform team "
+        f"to raise {WAIVER_MAX_DAYS_ENV}"
+    )
 
 
 def _finding(
@@ -72,29 +111,42 @@ def _finding(
     resource: dict[str, str] | None,
     config: PolicyConfig,
     today: dt.date,
+    platform: PlatformSettings,
 ) -> Finding:
     matching = [w for w in config.waivers if waivers.matches(w, policy.id, target, resource)]
-    active = next((w for w in matching if not waivers.expired(w, today)), None)
+    valid = [w for w in matching if not waivers.too_far(w, today, platform.waiver_max_days)]
+    active = next((w for w in valid if not waivers.expired(w, today)), None)
     note = None
-    if active is None and matching:
-        note = f"waiver expired on {matching[0].expires} and no longer applies ({matching[0].reason})"
+    if active is None and valid:
+        note = f"waiver expired on {valid[0].expires} and no longer applies ({valid[0].reason})"
+    elif active is None and matching:
+        note = _refusal(matching[0], today, platform)
     if config.mode == "warn" and severity == "deny":
         severity = "warn"
     return Finding(target, policy, severity, message, resource, waiver=active, note=note)
 
 
-def evaluate(policies: PolicySet, targets: list[Target], config: PolicyConfig, today: dt.date) -> CheckResult:
-    """Evaluate every target with compiled `policies`; waivers and `mode` from `config` applied."""
+def evaluate(
+    policies: PolicySet,
+    targets: list[Target],
+    config: PolicyConfig,
+    today: dt.date,
+    platform: PlatformSettings,
+) -> CheckResult:
+    """Evaluate every target with compiled `policies`; waivers (within `platform`'s limit) and `mode` applied."""
     started = time.perf_counter()
     findings = []
     for target in targets:
         for v in policies.evaluate(target.document):
-            findings.append(_finding(target.name, v.policy, v.severity, v.message, v.resource, config, today))
+            finding = _finding(target.name, v.policy, v.severity, v.message, v.resource, config, today, platform)
+            findings.append(finding)
     result = CheckResult([t.name for t in targets], policies.policies, findings)
     result.evaluate_seconds = time.perf_counter() - started
     used = {id(f.waiver) for f in findings if f.waiver is not None}
     for waiver in config.waivers:
-        if waivers.expired(waiver, today):
+        if waivers.too_far(waiver, today, platform.waiver_max_days):
+            result.notes.append(f"{_refusal(waiver, today, platform)}: {waivers.describe(waiver)}")
+        elif waivers.expired(waiver, today):
             result.notes.append(f"expired waiver no longer applies: {waivers.describe(waiver)}")
         elif id(waiver) not in used:
             result.notes.append(f"waiver matched no finding (remove it?): {waivers.describe(waiver)}")
@@ -116,12 +168,13 @@ def run_check(
     *,
     pipeline: bool,
     today: dt.date,
+    platform: PlatformSettings,
     image: str | None = None,
     inputs_dir: Path | None = None,
 ) -> CheckResult:
     """Build each environment (with `image` instead of the pinned one), compile the policies once, evaluate."""
     started = time.perf_counter()
-    policies = PolicySet(policy_dirs(project))
+    policies = PolicySet(policy_dirs(project, platform))
     compile_seconds = time.perf_counter() - started
     targets = [environment_target(project, env, image) for env in environments]
     notes = []
@@ -130,7 +183,7 @@ def run_check(
         targets += [target] if target else []
     if inputs_dir is not None:
         save_inputs(targets, inputs_dir)
-    result = evaluate(policies, targets, project.config.policy, today)
+    result = evaluate(policies, targets, project.config.policy, today, platform)
     result.notes[:0] = notes
     result.compile_seconds = compile_seconds
     return result

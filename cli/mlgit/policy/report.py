@@ -1,4 +1,8 @@
-"""Check results as text (grouped by resource), JSON, or JUnit XML for the pipeline's test report."""
+"""Check results as text (grouped by resource), JSON, or JUnit XML for the pipeline's test report.
+
+A waived finding is reported as skipped with its waiver's reason in every format (JUnit: <skipped>),
+so that a waiver never reads as a check that passed.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +14,13 @@ from typing import Any
 from mlgit.policy.check import CheckResult, Finding
 from mlgit.policy.formats import Format
 
+_LABELS = {"deny": "DENY", "warn": "WARN", "skipped": "SKIP"}
+
 
 def summary_line(result: CheckResult) -> str:
     return (
-        f"{result.count('deny')} denied, {result.count('warn')} warning(s), {result.count('waived')} waived; "
+        f"{result.count('deny')} denied, {result.count('warn')} warning(s), "
+        f"{result.count('skipped')} skipped (waived); "
         f"{len(result.policies)} policies over {', '.join(result.targets) or 'nothing'} "
         f"(compiled in {result.compile_seconds:.2f} s, evaluated in {result.evaluate_seconds:.2f} s)"
     )
@@ -31,9 +38,9 @@ def text(result: CheckResult) -> str:
         for resource, findings in sorted(grouped[target].items()):
             lines.append(f"  {resource}")
             for f in sorted(findings, key=lambda f: (f.status, f.policy.id)):
-                lines.append(f"    {f.status.upper():<6} {f.policy.id}  {f.message}")
-                if f.waiver is not None:
-                    lines.append(f"           waived until {f.waiver.expires}: {f.waiver.reason}")
+                lines.append(f"    {_LABELS[f.status]:<6} {f.policy.id}  {f.message}")
+                if f.skip_reason is not None:
+                    lines.append(f"           skipped: {f.skip_reason}")
                 elif f.policy.remediation:
                     lines.append(f"           fix: {f.policy.remediation}")
                 if f.note:
@@ -54,6 +61,7 @@ def _finding_json(f: Finding) -> dict[str, Any]:
         "resource": f.resource,
         "message": f.message,
         "remediation": f.policy.remediation,
+        "reason": f.skip_reason,
         "waiver": waiver,
         "note": f.note,
     }
@@ -65,7 +73,7 @@ def as_json(result: CheckResult, strict: bool) -> str:
         "summary": {
             "deny": result.count("deny"),
             "warn": result.count("warn"),
-            "waived": result.count("waived"),
+            "skipped": result.count("skipped"),
             "environments": result.targets,
             "policies": [{"id": p.id, "title": p.title, "severity": p.severity} for p in result.policies],
             "compile_seconds": round(result.compile_seconds, 4),
@@ -78,40 +86,47 @@ def as_json(result: CheckResult, strict: bool) -> str:
 
 
 def junit(result: CheckResult, strict: bool) -> str:
-    """One testcase per policy and environment; its failure lists every failing message."""
+    """One testcase per policy and environment: a failure lists every failing message; a testcase whose
+    findings were all waived is skipped, its message the waivers' reasons."""
     failing = {"deny", "warn"} if strict else {"deny"}
     by_case: dict[tuple[str, str], list[Finding]] = defaultdict(list)
     for finding in result.findings:
         by_case[(finding.target, finding.policy.id)].append(finding)
     suites = ET.Element("testsuites", name="mlgit policy check")
-    total = failures = 0
+    totals = {"tests": 0, "failures": 0, "skipped": 0}
     for target in result.targets:
         suite = ET.SubElement(suites, "testsuite", name=f"policy {target}")
-        suite_failures = 0
+        counts = {"tests": len(result.policies), "failures": 0, "skipped": 0}
         for policy in result.policies:
             case = ET.SubElement(
                 suite, "testcase", classname=f"mlgit.policy.{target}", name=f"{policy.id} {policy.title}"
             )
             findings = by_case.get((target, policy.id), [])
             failed = [f for f in findings if f.status in failing]
+            skipped = [f for f in findings if f.status == "skipped"]
             if failed:
-                suite_failures += 1
+                counts["failures"] += 1
                 failure = ET.SubElement(
                     case, "failure", message=f"{len(failed)} violation(s) of {policy.id}", type=failed[0].status
                 )
                 lines = [f.message for f in failed]
                 failure.text = "\n".join([*lines, f"fix: {policy.remediation}"] if policy.remediation else lines)
-            others = [f for f in findings if f.status not in failing]
+            elif skipped:
+                counts["skipped"] += 1
+                reasons = "; ".join(dict.fromkeys(str(f.skip_reason) for f in skipped))
+                element = ET.SubElement(case, "skipped", message=f"{len(skipped)} finding(s) {reasons}")
+                element.text = "\n".join(f"{f.message} ({f.skip_reason})" for f in skipped)
+            # The rest goes to system-out: warnings, and skipped findings when a failure took the testcase.
+            others = [f for f in findings if f.status not in failing and (failed or f.status != "skipped")]
             if others:
                 ET.SubElement(case, "system-out").text = "\n".join(
-                    f"{f.status}: {f.message}" + (f" (waiver: {f.waiver.reason})" if f.waiver else "") for f in others
+                    f"{f.status}: {f.message}" + (f" ({f.skip_reason})" if f.skip_reason else "") for f in others
                 )
-        suite.set("tests", str(len(result.policies)))
-        suite.set("failures", str(suite_failures))
-        total += len(result.policies)
-        failures += suite_failures
-    suites.set("tests", str(total))
-    suites.set("failures", str(failures))
+        for key, value in counts.items():
+            suite.set(key, str(value))
+            totals[key] += value
+    for key, value in totals.items():
+        suites.set(key, str(value))
     ET.indent(suites)
     return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
 

@@ -28,5 +28,15 @@ def expired(waiver: Waiver, today: dt.date) -> bool:
     return today > waiver.expires
 
 
+def latest_expiry(today: dt.date, max_days: int) -> dt.date:
+    """The latest `expires` a waiver may have today: `max_days` ahead."""
+    return today + dt.timedelta(days=max_days)
+
+
+def too_far(waiver: Waiver, today: dt.date, max_days: int) -> bool:
+    """Whether `waiver` expires further ahead than allowed: such a waiver is refused, not shortened."""
+    return waiver.expires > latest_expiry(today, max_days)
+
+
 def describe(waiver: Waiver) -> str:
     return f"{waiver.policy} {waiver.resource} in {waiver.environment} until {waiver.expires}: {waiver.reason}"

@@ -14,6 +14,7 @@ from mlgit.config.load import Project
 from mlgit.errors import ExitCode, MlgitError
 from mlgit.manifests.pins import pin_path, split_digest_ref
 from mlgit.policy.check import run_check
+from mlgit.policy.settings import platform_settings
 from mlgit.promote.diff import manifest_diff
 from mlgit.promote.evidence import Evidence, commit_message, description, junit_summary, links, smoke_summary
 from mlgit.promote.git import Git
@@ -73,7 +74,11 @@ def _evidence(project: Project, plan: Plan, git: Git, base: str, current: str | 
               environ: Mapping[str, str]) -> Evidence:  # fmt: skip
     """Everything the description shows; refuses (exit 3) when the target's policies deny the new pin."""
     config = project.config
-    policy = run_check(project, [plan.target], pipeline=False, today=dt.date.today(), image=plan.image)
+    # The same waiver limit and platform policies as the pipeline's policy-check job.
+    platform = platform_settings(environ)
+    policy = run_check(
+        project, [plan.target], pipeline=False, today=dt.date.today(), platform=platform, image=plan.image
+    )
     denied = [f for f in policy.findings if f.status == "deny"]
     if denied:
         raise MlgitError(
