@@ -11,8 +11,9 @@ class OnnxRuntimeModel(MLModel):
     async def load(self) -> bool:
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
-        self._session = ort.InferenceSession(await get_model_uri(self._settings), sess_options=options,
-                                             providers=["CPUExecutionProvider"])
+        self._session = ort.InferenceSession(
+            await get_model_uri(self._settings), sess_options=options, providers=["CPUExecutionProvider"]
+        )
         self._outputs = [o.name for o in self._session.get_outputs()]
         return True
 
