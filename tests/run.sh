@@ -7,7 +7,9 @@
 #                                         quick unit run: pip install, ruff and pytest only
 #
 # Idempotent: every step first checks whether its work is already done (packages installed,
-# dockerd and the registry answering, base image present), so a second run takes seconds.
+# dockerd and the registry answering, base image present and running), so a second run takes seconds.
+# Sourcing the file (`source tests/run.sh`) defines the steps without running anything: the tests of
+# this script (tests/test_run_sh.py) call its functions one at a time.
 # Meant for Debian 12 as root (see /work/shared/ENVIRONMENT.md); a failing step stops the run
 # with a message saying what failed and where its log is.
 #
@@ -16,15 +18,20 @@
 #   MLGIT_TEST_BASE_IMAGE=local/python:3.11-slim       base image in dockerd
 #   MLGIT_TEST_REGISTRY_BASE_IMAGE=127.0.0.1:5000/local/python:3.11-slim   the same, for buildah
 #   MLGIT_TEST_DOCKER_CLI=/usr/bin/docker              Debian client (BuildKit without buildx)
-#   MLGIT_TEST_KUBECTL=/usr/bin/kubectl
+#   MLGIT_TEST_KUBECTL=/usr/bin/kubectl                (or kubectl on PATH; unset when there is none)
 #   MLGIT_TEST_BUILDAH=/usr/bin/buildah
 #   MLGIT_GITLAB_CI_LOCAL=<repo>/.cache/node/node_modules/.bin/gitlab-ci-local
+#   MLGIT_TEST_CRDS=/var/cache/mlgit/crds/<key>       CRDs generated from their projects' Go types
+#   MLGIT_TEST_OPA, MLGIT_TEST_CONFTEST                 built from the Go module proxy (/var/cache/mlgit/go-tools)
+#   MLGIT_TEST_KUBECONFIG=/tmp/mlgit-control-plane/admin.kubeconfig   the control plane built from source
+#   MLGIT_TEST_POD_ADDRESS, MLGIT_TEST_POD_LOG          where its fake nodes forward pod ports, their pods' log
+# The last four need Go (the machines have it); without Go, outside CI, their tests are skipped.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-PYTHON="${PYTHON:-python3}"
+PYTHON="${PYTHON:-python3}"                   # Debian's own (PEP 668): .venv instead (python_env)
 CACHE_DIR="$ROOT/.cache"                      # git-ignored, per checkout
 SYSTEM_CACHE=/var/cache/mlgit                 # per machine, survives a fresh clone
 DOCKER_SOCK=/var/run/docker.sock
@@ -36,10 +43,11 @@ BASE_IMAGE=local/python:3.11-slim
 GITLAB_CI_LOCAL_VERSION=4.73.0                # 4.74+ needs Node 22; the machines have Node 20
 NODE_PREFIX="$CACHE_DIR/node"
 GITLAB_CI_LOCAL="$NODE_PREFIX/node_modules/.bin/gitlab-ci-local"
-KUBECTL=/usr/bin/kubectl
+KUBECTL_DEFAULT=/usr/bin/kubectl
+KUBECTL=$KUBECTL_DEFAULT                      # check_kubectl: the one found, or empty
 DOCKER=/usr/bin/docker                        # /usr/local/bin/docker is a newer client without buildx
 APT_PACKAGES=(docker.io docker-registry buildah mmdebstrap rsync wrk iproute2 git curl ca-certificates
-              xz-utils gzip procps)
+              xz-utils gzip procps python3-venv)
 # The base image recipe (ENVIRONMENT.md). Its hash names the cached tarball, so editing it rebuilds.
 # shellcheck disable=SC2016,SC2054  # "$1" is mmdebstrap's, the commas are --include's
 MMDEBSTRAP_ARGS=(--variant=apt --format=tar --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr
@@ -76,9 +84,6 @@ summary() {
   # shellcheck disable=SC2016  # the quotes are inside a double-quoted string
   ((rc == 0)) || log "setup FAILED${CURRENT_STEP:+ in step '$CURRENT_STEP'} (exit $rc)"
 }
-trap summary EXIT
-set -E
-trap 'log "failed: \`$BASH_COMMAND\` (tests/run.sh line $LINENO)"' ERR
 
 # wait_for SECONDS DESCRIPTION COMMAND...: polls COMMAND every 0.25 s until it succeeds
 wait_for() {
@@ -91,7 +96,11 @@ wait_for() {
   done
 }
 in_ci() { [[ -n ${CI:-} && ${CI,,} != @(0|false|no) ]]; }
-need_root() { ((EUID == 0)) || die "$1 needs root (run as root, or install/start it yourself)"; }
+QUICK_LOOP="MLGIT_SKIP_INTEGRATION_SETUP=1 bash tests/run.sh -m 'not integration'"
+need_root() {
+  ((EUID == 0)) || die "$1 needs root (run as root, or install/start it yourself).
+    For the quick unit loop without docker, registry or apt: $QUICK_LOOP"
+}
 tail_log() { [[ -f $1 ]] && { log "last lines of $1:"; tail -n 25 "$1" >&2; }; return 0; }
 
 # ---------------------------------------------------------------------------------------------
@@ -113,8 +122,27 @@ apt_packages() {
     || { tail_log "$apt_log"; die "apt-get install ${missing[*]} failed (log: $apt_log)"; }
 }
 
+# Debian's own python3 refuses `pip install` (PEP 668) and has no pip without python3-pip: then the packages
+# go into a virtualenv in .venv, as in the README's Quick start. An active virtualenv, pyenv's Python (the CI
+# machines) or PIP_BREAK_SYSTEM_PACKAGES=1 (a throwaway CI container) is used as it is.
+externally_managed() {
+  "$PYTHON" -c 'import os, sys, sysconfig
+marker = os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")
+sys.exit(0 if sys.prefix == sys.base_prefix and os.path.isfile(marker) else 1)'
+}
+python_env() {
+  [[ -z ${VIRTUAL_ENV:-} && -z ${PIP_BREAK_SYSTEM_PACKAGES:-} ]] && externally_managed || return 0
+  if [[ ! -x $ROOT/.venv/bin/python ]]; then
+    log "$PYTHON is externally managed (PEP 668): making a virtualenv in .venv"
+    "$PYTHON" -m venv "$ROOT/.venv" || die "$PYTHON -m venv failed (Debian: apt-get install python3-venv)"
+  fi
+  PYTHON=$ROOT/.venv/bin/python
+  log "using $PYTHON"
+}
+
 python_packages() {
   local targets=(-e ".[test]") key stamp="$CACHE_DIR/pip-install.stamp"
+  python_env
   if [[ -f serving_runtime/pyproject.toml ]]; then
     targets+=(-e ./serving_runtime)
   else
@@ -154,11 +182,18 @@ gitlab_ci_local() {
 
 docker_answers() { curl -fsS --noproxy '*' --max-time 3 --unix-socket "$DOCKER_SOCK" http://localhost/_ping; }
 dockerd_running() { pgrep -x dockerd >/dev/null; }
+# The socket is there but this user may not talk to it (a laptop, not root, not in group docker).
+docker_socket_denied() { [[ -S $DOCKER_SOCK ]] && ! [[ -r $DOCKER_SOCK && -w $DOCKER_SOCK ]]; }
 
 docker_engine() {
   if docker_answers >/dev/null 2>&1; then
     log "docker engine answers on $DOCKER_SOCK"
     return
+  fi
+  if docker_socket_denied; then  # waiting would not help: say so at once
+    die "permission denied on $DOCKER_SOCK ($(stat -c '%U:%G %A' "$DOCKER_SOCK"); you are $(id -un), groups: $(id -Gn)).
+    Add yourself to its group and log in again (sudo usermod -aG $(stat -c %G "$DOCKER_SOCK") $(id -un)), or run as root.
+    For the quick unit loop without docker: $QUICK_LOOP"
   fi
   if dockerd_running; then  # never start a second dockerd: it would fight the first over docker0
     log "a dockerd is running but not answering yet: waiting for it"
@@ -228,16 +263,40 @@ EOF
   log "registry pid $pid answers"
 }
 
+# A tag proves nothing: a half-imported base under the right name has no /bin/sh and fails every build
+# late. The base must start a shell and its venv's python with ssl and venv.
+BASE_IMAGE_CHECK='import ssl, venv, sys; assert sys.prefix == "/opt/venv", sys.prefix'
+image_runs() {
+  timeout 120 "$DOCKER" run --rm --network none "$1" /bin/sh -c "python3 -c '$BASE_IMAGE_CHECK'"
+}
+have_image() { "$DOCKER" image inspect "$1" >/dev/null 2>&1; }
+drop_broken_image() {  # drop_broken_image WHY: removes $BASE_IMAGE so that it is loaded or built again
+  log "WARNING: $BASE_IMAGE $1 but does not run (no /bin/sh or no working python3): removing it"
+  "$DOCKER" rmi -f "$BASE_IMAGE" >/dev/null || die "docker rmi -f $BASE_IMAGE failed"
+}
+
 base_image() {
   local recipe cache tmp
   recipe=$(printf '%s\n' "${MMDEBSTRAP_ARGS[@]}" "$IMPORT_CHANGE" | sha256sum | cut -c1-12)
   cache="$SYSTEM_CACHE/local-python-3.11-slim-$recipe.tar.gz"
-  if "$DOCKER" image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
-    log "$BASE_IMAGE present in dockerd"
-  elif [[ -s $cache ]]; then
+  if have_image "$BASE_IMAGE"; then
+    if image_runs "$BASE_IMAGE" >/dev/null 2>&1; then
+      log "$BASE_IMAGE present in dockerd and runs"
+    else
+      drop_broken_image "is present in dockerd"
+    fi
+  fi
+  if ! have_image "$BASE_IMAGE" && [[ -s $cache ]]; then
     log "loading $BASE_IMAGE from $cache"
-    gzip -dc "$cache" | "$DOCKER" load -q >/dev/null || die "docker load of $cache failed"
-  else
+    if gzip -dc "$cache" | "$DOCKER" load -q >/dev/null && image_runs "$BASE_IMAGE" >/dev/null 2>&1; then
+      log "loaded and checked"
+    else
+      log "WARNING: the cached $cache is broken: deleting it"
+      rm -f "$cache"
+      have_image "$BASE_IMAGE" && drop_broken_image "was loaded from the cache"
+    fi
+  fi
+  if ! have_image "$BASE_IMAGE"; then
     need_root "mmdebstrap"
     mkdir -p "$SYSTEM_CACHE"
     tmp=$(mktemp -d "$SYSTEM_CACHE/build.XXXXXX")
@@ -247,8 +306,7 @@ base_image() {
       || { tail_log "$tmp/mmdebstrap.log"; die "mmdebstrap failed (log kept in $tmp)"; }
     log "root filesystem built ($(du -h "$tmp/rootfs.tar" | cut -f1)), importing"
     "$DOCKER" import -c "$IMPORT_CHANGE" "$tmp/rootfs.tar" "$BASE_IMAGE" >/dev/null || die "docker import failed"
-    "$DOCKER" run --rm --network none "$BASE_IMAGE" python3 -c 'import ssl, venv, sys; assert sys.prefix == "/opt/venv"' \
-      || die "$BASE_IMAGE was built but its python3 does not work"
+    image_runs "$BASE_IMAGE" || die "$BASE_IMAGE was built but does not run (see above; files kept in $tmp)"
     log "imported and checked, caching"
     "$DOCKER" save "$BASE_IMAGE" | gzip -1 >"$tmp/image.tar.gz" || die "docker save failed"
     mv "$tmp/image.tar.gz" "$cache"
@@ -271,16 +329,89 @@ base_image() {
   log "pushed $remote"
 }
 
+# kubectl comes with the machine image (Debian bookworm's kubernetes-client is 1.20, too old), so a
+# machine may lack it: then say which tests are skipped (tests/fixtures_integration.py skips them, in
+# CI too) instead of stopping the whole run. MLGIT_TEST_KUBECTL, else /usr/bin/kubectl, else PATH.
+KUBECTL_TESTS="tests/manifests, tests/policy, tests/cluster, promote and the pipeline jobs (NEEDS_KUBECTL in tests/fixtures_integration.py; pytest's summary lists each one)"
+find_kubectl() {
+  if [[ -n ${MLGIT_TEST_KUBECTL:-} ]]; then
+    [[ -x $MLGIT_TEST_KUBECTL ]] && printf '%s\n' "$MLGIT_TEST_KUBECTL"
+  elif [[ -x $KUBECTL_DEFAULT ]]; then
+    printf '%s\n' "$KUBECTL_DEFAULT"
+  else
+    command -v kubectl
+  fi
+}
+
 check_kubectl() {
-  if [[ -x $KUBECTL ]]; then
-    local version
-    version=$("$KUBECTL" version --client 2>&1) || die "$KUBECTL version --client failed: $version"
+  local found version
+  if found=$(find_kubectl); then
+    version=$("$found" version --client 2>&1) || die "$found version --client failed: $version"
+    KUBECTL=$found
     log "${version%%$'\n'*} at $KUBECTL"
   else
-    # Not installable from Debian bookworm (its kubernetes-client is 1.20): it comes with the machine image.
-    in_ci && die "$KUBECTL not found: CI machines must have it (it comes with the machine image)"
-    log "WARNING: $KUBECTL not found: tests that need kubectl will be skipped"
+    KUBECTL=""
+    log "WARNING: kubectl not found (${MLGIT_TEST_KUBECTL:+MLGIT_TEST_KUBECTL=$MLGIT_TEST_KUBECTL, }$KUBECTL_DEFAULT, PATH)."
+    log "WARNING: these tests will be SKIPPED$(in_ci && echo " (even under CI)"): $KUBECTL_TESTS."
+    log "WARNING: install kubectl 1.27 or newer (kustomize built in) to run them."
   fi
+}
+
+# The Go-built components. Without Go they are skipped with a warning outside CI; CI must have them.
+have_go() {
+  command -v go >/dev/null && return 0
+  in_ci && die "go not found: CI builds the control plane, the CRDs and OPA/conftest from source"
+  log "WARNING: go not found: the tests of $1 will be SKIPPED (install Go >= 1.26, then run this again)"
+  return 1
+}
+
+# export_lines TEXT: export each NAME=value line of a script's output that names a test variable
+export_lines() {
+  local line
+  while IFS= read -r line; do
+    [[ $line =~ ^(MLGIT_TEST_[A-Z_]+|KUBECONFIG)=(.*)$ ]] || continue
+    if [[ ${BASH_REMATCH[1]} == KUBECONFIG ]]; then
+      export MLGIT_TEST_KUBECONFIG="${BASH_REMATCH[2]}"
+    else
+      export "${BASH_REMATCH[1]}=${BASH_REMATCH[2]}"
+    fi
+  done <<<"$1"
+}
+
+crds() {  # CRD schemas generated from cert-manager's, Gateway API's and prometheus-operator's Go types
+  [[ -n ${MLGIT_TEST_CRDS:-} ]] && { log "MLGIT_TEST_CRDS=$MLGIT_TEST_CRDS (given)"; return; }
+  have_go "the CRD schemas" || return 0
+  local out
+  out=$(bash tests/cluster/crds.sh) || die "tests/cluster/crds.sh failed (its log is above)"
+  export_lines "$out"
+  [[ -n ${MLGIT_TEST_CRDS:-} ]] || die "tests/cluster/crds.sh printed no MLGIT_TEST_CRDS line"
+}
+
+policy_engines() {  # OPA and conftest, for tests/policy/test_real_engines.py
+  [[ -n ${MLGIT_TEST_OPA:-} && -n ${MLGIT_TEST_CONFTEST:-} ]] && { log "OPA and conftest given"; return; }
+  have_go "OPA and conftest" || return 0
+  local out
+  out=$(bash tests/policy/real-engines.sh) || die "tests/policy/real-engines.sh failed (its log is above)"
+  export_lines "$out"
+  log "OPA $MLGIT_TEST_OPA, conftest $MLGIT_TEST_CONFTEST"
+}
+
+# The real Kubernetes control plane of tests/cluster, left running like dockerd (a second run reuses
+# it; `bash tests/cluster/control-plane.sh down` stops it). MLGIT_TEST_KUBECONFIG given: that cluster.
+control_plane() {
+  [[ -n ${MLGIT_TEST_KUBECONFIG:-} ]] && { log "MLGIT_TEST_KUBECONFIG=$MLGIT_TEST_KUBECONFIG (given)"; return; }
+  have_go "tests/cluster (a Kubernetes control plane)" || return 0
+  if [[ -z $KUBECTL ]]; then
+    log "WARNING: no kubectl: the control plane is not started and tests/cluster will be SKIPPED"
+    return
+  fi
+  local out
+  out=$(MLGIT_TEST_KUBECTL=$KUBECTL bash tests/cluster/control-plane.sh up) \
+    || die "tests/cluster/control-plane.sh up failed (its log is above; component logs in /tmp/mlgit-control-plane/logs)"
+  export_lines "$out"
+  log "control plane ready: MLGIT_TEST_KUBECONFIG=$MLGIT_TEST_KUBECONFIG"
+  # cert-manager's controller: tests/cluster/test_tls.py starts it per module, within a test's time limit.
+  bash tests/cluster/cert-manager.sh build >/dev/null || die "tests/cluster/cert-manager.sh build failed (its log is above)"
 }
 
 ruff_check() {
@@ -299,39 +430,60 @@ docker_on_path() {
 
 # ---------------------------------------------------------------------------------------------
 # One setup at a time per machine: two runs must not both start dockerd or build the base image.
-exec 9>"${TMPDIR:-/tmp}/mlgit-test-setup.lock"
-if ! flock -n 9; then
-  log "another tests/run.sh is setting up: waiting for it (at most 15 min)"
-  flock -w 900 9 || die "gave up waiting for ${TMPDIR:-/tmp}/mlgit-test-setup.lock"
-fi
-if [[ ${MLGIT_SKIP_INTEGRATION_SETUP:-} == 1 ]]; then
-  log "MLGIT_SKIP_INTEGRATION_SETUP=1: no apt, docker, registry, base image or npm step"
-  step "python packages" python_packages
-else
-  step "apt packages" apt_packages
-  step "python packages" python_packages
-  step "gitlab-ci-local" gitlab_ci_local
-  step "docker engine" docker_engine
-  step "local registry" local_registry
-  step "base image" base_image
-  step "kubectl" check_kubectl
-fi
-docker_on_path
-exec 9>&-  # release the setup lock: test runs may overlap
+take_setup_lock() {
+  exec 9>"${TMPDIR:-/tmp}/mlgit-test-setup.lock"
+  if ! flock -n 9; then
+    log "another tests/run.sh is setting up: waiting for it (at most 15 min)"
+    flock -w 900 9 || die "gave up waiting for ${TMPDIR:-/tmp}/mlgit-test-setup.lock"
+  fi
+}
 
-export MLGIT_TEST_REGISTRY="${MLGIT_TEST_REGISTRY:-$REGISTRY_ADDR}"
-export MLGIT_TEST_BASE_IMAGE="${MLGIT_TEST_BASE_IMAGE:-$BASE_IMAGE}"
-export MLGIT_TEST_REGISTRY_BASE_IMAGE="${MLGIT_TEST_REGISTRY_BASE_IMAGE:-$REGISTRY_ADDR/$BASE_IMAGE}"
-export MLGIT_TEST_DOCKER_CLI="${MLGIT_TEST_DOCKER_CLI:-$DOCKER}"
-export MLGIT_TEST_KUBECTL="${MLGIT_TEST_KUBECTL:-$KUBECTL}"
-export MLGIT_TEST_BUILDAH="${MLGIT_TEST_BUILDAH:-/usr/bin/buildah}"
-if [[ -x $GITLAB_CI_LOCAL ]]; then
-  export MLGIT_GITLAB_CI_LOCAL="${MLGIT_GITLAB_CI_LOCAL:-$GITLAB_CI_LOCAL}"
-fi
+export_test_environment() {
+  export MLGIT_TEST_REGISTRY="${MLGIT_TEST_REGISTRY:-$REGISTRY_ADDR}"
+  export MLGIT_TEST_BASE_IMAGE="${MLGIT_TEST_BASE_IMAGE:-$BASE_IMAGE}"
+  export MLGIT_TEST_REGISTRY_BASE_IMAGE="${MLGIT_TEST_REGISTRY_BASE_IMAGE:-$REGISTRY_ADDR/$BASE_IMAGE}"
+  export MLGIT_TEST_DOCKER_CLI="${MLGIT_TEST_DOCKER_CLI:-$DOCKER}"
+  if [[ -n $KUBECTL ]]; then export MLGIT_TEST_KUBECTL="${MLGIT_TEST_KUBECTL:-$KUBECTL}"; fi
+  export MLGIT_TEST_BUILDAH="${MLGIT_TEST_BUILDAH:-/usr/bin/buildah}"
+  if [[ -x $GITLAB_CI_LOCAL ]]; then
+    export MLGIT_GITLAB_CI_LOCAL="${MLGIT_GITLAB_CI_LOCAL:-$GITLAB_CI_LOCAL}"
+  fi
+}
 
-step "ruff" ruff_check
-trap - EXIT
-summary
-log "pytest $*"
-# Exit status is pytest's own: 5 (no tests collected) fails the run like any other failure.
-exec "$PYTHON" -m pytest "$@"
+main() {
+  trap summary EXIT
+  set -E
+  trap 'log "failed: \`$BASH_COMMAND\` (tests/run.sh line $LINENO)"' ERR
+  take_setup_lock
+  if [[ ${MLGIT_SKIP_INTEGRATION_SETUP:-} == 1 ]]; then
+    log "MLGIT_SKIP_INTEGRATION_SETUP=1: no apt, docker, registry, base image or npm step"
+    step "python packages" python_packages
+    step "kubectl" check_kubectl
+  else
+    step "apt packages" apt_packages
+    step "python packages" python_packages
+    step "gitlab-ci-local" gitlab_ci_local
+    step "docker engine" docker_engine
+    step "local registry" local_registry
+    step "base image" base_image
+    step "kubectl" check_kubectl
+    step "CRDs" crds
+    step "policy engines" policy_engines
+    step "control plane" control_plane
+  fi
+  docker_on_path
+  exec 9>&-  # release the setup lock: test runs may overlap
+  export_test_environment
+
+  step "ruff" ruff_check
+  trap - EXIT
+  summary
+  log "pytest $*"
+  # Exit status is pytest's own: 5 (no tests collected) fails the run like any other failure.
+  exec "$PYTHON" -m pytest "$@"
+}
+
+# Run only when executed; `source tests/run.sh` just defines the functions (tests/test_run_sh.py).
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+  main "$@"
+fi

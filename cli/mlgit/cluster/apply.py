@@ -1,13 +1,19 @@
 """Server-side apply of an environment's objects, and label-scoped prune and delete.
 
-Apply uses field manager `mlgit` with forced conflicts: git is the source of truth, so a field someone
-changed by hand (kubectl edit, another tool) is taken back, the way Flux and Argo CD apply. Fields other
-managers own alone (status) are left alone; a Deployment an HPA scales is applied with its live count.
+Apply uses field manager `mlgit`. Fields mlgit does not render stay with whoever set them (a sidecar or
+an annotation another manager added, the replica count of an autoscaled Deployment). When a field mlgit
+renders was changed imperatively since (kubectl edit/scale/patch, a controller's update: managedFields
+operation Update), git is the source of truth and mlgit takes it back, the way Flux and Argo CD apply.
+When another owner *declares* the same field (its own server-side apply, operation Apply: another GitOps
+tool, a person's `kubectl apply --server-side`), two sources of truth disagree: deploy stops and names
+the fields and owners, unless `--force-conflicts` says mlgit wins.
 Prune deletes only what mlgit itself applied (managedFields), never what a controller owns.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from dataclasses import dataclass
 from typing import Literal
@@ -27,9 +33,11 @@ Action = Literal["created", "configured", "unchanged", "pruned", "deleted"]
 class Change:
     key: Key
     action: Action
+    note: str = ""  # e.g. the fields taken back from an imperative edit
 
     def __str__(self) -> str:
-        return f"{describe(self.key)} {self.action}"
+        text = f"{describe(self.key)} {self.action}"
+        return f"{text} ({self.note})" if self.note else text
 
 
 def place(cluster: Cluster, target: Target, objects: list[Obj]) -> list[Obj]:
@@ -98,26 +106,83 @@ def _keep_live_replicas(obj: Obj, live: Obj | None) -> Obj:
     return obj if replicas is None else {**obj, "spec": {**obj["spec"], "replicas": replicas}}
 
 
-def apply_objects(cluster: Cluster, objects: list[Obj]) -> list[Change]:
+def _conflicts(exc: client.ApiException) -> list[tuple[str, str]]:
+    """(field, manager) of each server-side apply conflict in a 409 answer."""
+    try:
+        causes = (json.loads(exc.body or "{}").get("details") or {}).get("causes") or []
+    except (ValueError, AttributeError):
+        return []
+    found = []
+    for cause in causes:
+        if cause.get("reason") == "FieldManagerConflict":
+            manager = re.search(r'conflict with "([^"]+)"', cause.get("message") or "")
+            found.append((str(cause.get("field") or "?"), manager.group(1) if manager else "?"))
+    return found
+
+
+def _declares(live: Obj | None, manager: str) -> bool:
+    """The manager owns fields of `live` through server-side apply (a declaration, not an edit)."""
+    entries = ((live or {}).get("metadata") or {}).get("managedFields") or []
+    return any(e.get("manager") == manager and e.get("operation") == "Apply" for e in entries)
+
+
+def server_side_apply(
+    cluster: Cluster, obj: Obj, live: Obj | None, *, force_conflicts: bool, dry_run: bool = False
+) -> tuple[Obj, list[tuple[str, str]]]:
+    """Apply one placed object as `mlgit` under the conflict rule of the module docstring.
+
+    Returns the object as stored (or as it would be, with `dry_run`) and the (field, manager) pairs
+    taken back from imperative edits.
+    """
+    k = key(obj)
+    resource = cluster.resource(obj["apiVersion"], obj["kind"])
+    assert resource is not None  # checked by place()
+    action = f"{'dry-run ' if dry_run else ''}apply {describe(k)}"
+
+    def attempt(force: bool) -> Obj:
+        options = {"dry_run": "All"} if dry_run else {}
+        return resource.server_side_apply(
+            body=obj, name=k[3], namespace=k[2] or None, field_manager=FIELD_MANAGER, force_conflicts=force, **options
+        ).to_dict()
+
+    with api_errors(action, cluster.context):
+        try:
+            return attempt(force_conflicts), []
+        except client.ApiException as exc:
+            conflicts = _conflicts(exc) if exc.status == 409 else []
+            if not conflicts:
+                raise
+    declared = sorted({(field, manager) for field, manager in conflicts if _declares(live, manager)})
+    if declared:
+        owners = ", ".join(sorted({manager for _, manager in declared}))
+        raise MlgitError(
+            f"{describe(k)}: {owners} also declares fields that mlgit renders, with other values "
+            f"(context {cluster.context})",
+            "two tools manage this object: drop these fields from the other one's configuration, or let mlgit "
+            "take them over with `mlgit deploy --force-conflicts`",
+            problems=[f"{field}: applied by {manager}" for field, manager in declared],
+        )
+    with api_errors(action, cluster.context):
+        return attempt(True), conflicts
+
+
+def apply_objects(cluster: Cluster, objects: list[Obj], *, force_conflicts: bool = False) -> list[Change]:
     """Server-side apply each placed object; an unchanged resourceVersion means nothing changed."""
     changes = []
     for obj in objects:
         k = key(obj)
-        resource = cluster.resource(obj["apiVersion"], obj["kind"])
-        assert resource is not None  # checked by place()
         before = cluster.get(*k[:2], k[3], k[2] or None)
-        obj = _keep_live_replicas(obj, before)
-        with api_errors(f"apply {describe(k)}", cluster.context):
-            after = resource.server_side_apply(
-                body=obj, name=k[3], namespace=k[2] or None, field_manager=FIELD_MANAGER, force_conflicts=True
-            ).to_dict()
+        after, taken = server_side_apply(
+            cluster, _keep_live_replicas(obj, before), before, force_conflicts=force_conflicts
+        )
         if before is None:
             action: Action = "created"
         elif before["metadata"].get("resourceVersion") == after["metadata"].get("resourceVersion"):
             action = "unchanged"
         else:
             action = "configured"
-        changes.append(Change(k, action))
+        note = "; ".join(f"took {field} back from {manager}" for field, manager in taken)
+        changes.append(Change(k, action, note))
     return changes
 
 
@@ -131,13 +196,17 @@ def find_managed(cluster: Cluster, target: Target, extra_kinds: frozenset[tuple[
 
 
 def delete(cluster: Cluster, k: Key) -> bool:
-    """Delete one object (dependents in the background); False when it was already gone."""
+    """Delete one object; False when it was already gone.
+
+    Foreground: the object stays (with deletionTimestamp) until the garbage collector has deleted its
+    dependents (a Deployment's ReplicaSets and their Pods), so waiting for it to be gone waits for those.
+    """
     resource = cluster.resource(k[0], k[1])
     if resource is None:
         return False
     with api_errors(f"delete {describe(k)}", cluster.context):
         try:
-            resource.delete(name=k[3], namespace=k[2] or None, propagation_policy="Background")
+            resource.delete(name=k[3], namespace=k[2] or None, propagation_policy="Foreground")
         except client.ApiException as exc:
             if exc.status == 404:
                 return False

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import urllib3
+import yaml
 from kubernetes import client, config
 from kubernetes.config.config_exception import ConfigException
 from kubernetes.dynamic import DynamicClient
@@ -101,8 +102,49 @@ def _kubeconfig_files() -> str | None:
     return str(default) if default.is_file() else None
 
 
-def connect(context: str | None = None) -> Cluster:
-    """Connect with the credentials described in the module docstring; discovery runs here."""
+def _contexts(files: str) -> tuple[list[str], str | None]:
+    """The context names of the (colon-separated) kubeconfig files, and the current one: first file wins.
+
+    Read without the client's loader, which refuses a kubeconfig without current-context, the way a
+    GitLab agent's KUBECONFIG comes.
+    """
+    names: list[str] = []
+    current = None
+    for path in filter(None, files.split(os.pathsep)):
+        document = yaml.safe_load(Path(path).expanduser().read_text(encoding="utf-8")) or {}
+        if not isinstance(document, dict):
+            raise MlgitError(f"the kubeconfig {path} is not a YAML mapping", "check KUBECONFIG")
+        names += [str(c["name"]) for c in document.get("contexts") or [] if isinstance(c, dict) and c.get("name")]
+        current = current or document.get("current-context") or None
+    return list(dict.fromkeys(names)), current
+
+
+def _choose(context: str | None, files: str, setting: str) -> str:
+    """The context to use: the one asked for, else the current one, else the only one."""
+    names, current = _contexts(files)
+    known = f"contexts in the kubeconfig: {', '.join(names) or 'none'}"
+    if context is not None:
+        if context not in names:
+            raise MlgitError(
+                f"no context {context!r} in the kubeconfig ({files})", f"{known}; fix {setting} or --context"
+            )
+        return context
+    if current:
+        return current
+    if len(names) == 1:
+        return names[0]
+    raise MlgitError(
+        f"the kubeconfig ({files}) has no current context, and {setting} is not set",
+        f"set {setting} in mlgit.yaml (a GitLab agent's context looks like group/project:agent), "
+        f"or pass --context; {known}",
+    )
+
+
+def connect(context: str | None = None, setting: str = "kube_context") -> Cluster:
+    """Connect with the credentials described in the module docstring; discovery runs here.
+
+    `setting` names where `context` comes from in mlgit.yaml (environments.<env>.kube_context), for messages.
+    """
     configuration = client.Configuration()
     files = _kubeconfig_files()
     try:
@@ -115,17 +157,12 @@ def connect(context: str | None = None) -> Cluster:
                 "set KUBECONFIG, or run where a GitLab agent provides one",
             )
         else:
-            contexts, current = config.list_kube_config_contexts(config_file=files)
-            names = [c["name"] for c in contexts]
-            if context is not None and context not in names:
-                raise MlgitError(
-                    f"no context {context!r} in the kubeconfig ({files})",
-                    f"known contexts: {', '.join(names) or 'none'}; pass --context or set kube_context in mlgit.yaml",
-                )
-            used = context or (current or {}).get("name", "current context")
-            config.load_kube_config(config_file=files, context=context, client_configuration=configuration)
+            used = _choose(context, files, setting)
+            config.load_kube_config(config_file=files, context=used, client_configuration=configuration)
     except ConfigException as exc:
-        raise MlgitError(f"cannot load Kubernetes credentials: {exc}", "check KUBECONFIG and --context") from None
+        raise MlgitError(f"cannot load Kubernetes credentials: {exc}", f"check KUBECONFIG and {setting}") from None
+    except (OSError, yaml.YAMLError) as exc:
+        raise MlgitError(f"cannot read the kubeconfig ({files}): {exc}", "check KUBECONFIG") from None
     api = client.ApiClient(configuration)
     api.rest_client.request = _default_timeout(api.rest_client.request)
     with api_errors("connect", used):
@@ -133,11 +170,23 @@ def connect(context: str | None = None) -> Cluster:
     return Cluster(dynamic=dynamic, context=used)
 
 
-def _server_message(exc: client.ApiException) -> str:
+def server_message(exc: client.ApiException) -> str:
     try:
         return str(json.loads(exc.body or "{}").get("message") or exc.reason)
     except (ValueError, AttributeError):
         return str(exc.reason)
+
+
+def _invalid_hint(message: str) -> str:
+    if "field is immutable" in message:
+        return (
+            "Kubernetes cannot change this field of a live object: delete it and deploy again "
+            "(`mlgit destroy --env ENV`, then `mlgit deploy --env ENV`; the environment is down in between)"
+        )
+    return (
+        "the object comes from deploy/ (rendered from mlgit.yaml): fix the field in mlgit.yaml and run "
+        "`mlgit render`, or undo the hand edit in deploy/ (`mlgit render --check` shows it)"
+    )
 
 
 @contextlib.contextmanager
@@ -146,7 +195,7 @@ def api_errors(action: str, context: str) -> Iterator[None]:
     try:
         yield
     except client.ApiException as exc:
-        message = _server_message(exc)
+        message = server_message(exc)
         if exc.status == 403:
             raise MlgitError(
                 f"forbidden: cannot {action} (context {context}): {message}",
@@ -156,6 +205,8 @@ def api_errors(action: str, context: str) -> Iterator[None]:
             raise MlgitError(
                 f"unauthorized (context {context}): {message}", "the credentials expired or are wrong"
             ) from None
+        if exc.status == 422:
+            raise MlgitError(f"the API server rejected {action}: {message}", _invalid_hint(message)) from None
         if exc.status == 404 and "namespaces" in message and "not found" in message:
             raise MlgitError(
                 f"cannot {action}: {message}",

@@ -33,6 +33,7 @@ class DeployOptions:
     dry_run: bool = False
     wait: bool = True
     rollback: bool = True
+    force_conflicts: bool = False  # take fields over from another owner that declares them (see cluster.apply)
     smoke: EndpointFactory | None = None  # None: no smoke check, for the reason below
     smoke_skipped_by: str = "--skip-smoke"  # what turned the smoke check off, for the message
     dotenv: Path | None = None  # where to record the deploy for later pipeline jobs (promotion evidence)
@@ -59,14 +60,14 @@ def render(project: Project, target: Target, image: str) -> list[Obj]:
     return build_env(project, target.env, image=image, slug=target.slug)
 
 
-def _dry_run(cluster: Cluster, target: Target, objects: list[Obj]) -> None:
+def _dry_run(cluster: Cluster, target: Target, objects: list[Obj], force_conflicts: bool) -> None:
     exists = apply.namespace_exists(cluster, target.namespace) is not False
     if not exists and not target.create_namespace:
         raise MlgitError(
             f"namespace {target.namespace} does not exist (context {cluster.context})",
             f"create it, or set environments.{target.env}.create_namespace: true in mlgit.yaml",
         )
-    plan = diff.plan(cluster, objects, exists)
+    plan = diff.plan(cluster, objects, exists, force_conflicts)
     stale = apply.prunable(cluster, target, objects) if exists else []
     err.print(f"[dim]dry run, nothing changed: {escape(plan.note)}[/]")
     for text in plan.diffs:
@@ -87,7 +88,10 @@ class _Attempt:
 def _fail(
     cluster: Cluster, target: Target, options: DeployOptions, attempt: _Attempt, failure: MlgitError
 ) -> MlgitError:
-    """Diagnose, roll back where that helps, and return the error deploy exits with."""
+    """Diagnose, roll back where that helps, and return the error deploy exits with.
+
+    The failure's own hint (say, the RBAC permission a smoke check lacked) comes first in the result's.
+    """
     name, before = failure.message, attempt.before
     live = cluster.get("apps/v1", "Deployment", attempt.deployment, target.namespace)
     err.print(f"[red]deploy failed:[/] {escape(name)}")
@@ -97,23 +101,27 @@ def _fail(
                 err.print(f"  {escape(line)}")
         except MlgitError as exc:
             err.print(f"  [dim](no diagnosis: {escape(exc.message)})[/]")
+
+    def outcome(message: str, what_happened: str) -> MlgitError:
+        return MlgitError(message, "; ".join(filter(None, [failure.hint, what_happened])))
+
     if before is None:
-        return MlgitError(name, "this was the first deploy: nothing to roll back to; `mlgit destroy` removes it")
+        return outcome(name, "this was the first deploy: nothing to roll back to; `mlgit destroy` removes it")
     if not options.rollback:
         restore = f"`mlgit rollback --env {target.env}` restores the previous revision"
-        return MlgitError(name, f"rollback skipped (--no-rollback); {restore}")
+        return outcome(name, f"rollback skipped (--no-rollback); {restore}")
     if not attempt.template_changed:
-        return MlgitError(name, "the pod template did not change in this deploy, so rolling back would not help")
+        return outcome(name, "the pod template did not change in this deploy, so rolling back would not help")
     previous = rollback.revision_of(before)  # what served before this deploy
     if live is None or previous is None:
-        return MlgitError(name, "the previous revision is unknown: nothing to roll back to")
+        return outcome(name, "the previous revision is unknown: nothing to roll back to")
     to = rollback.rollback(cluster, live, previous)
     err.print(f"[yellow]rolled back[/] deployment/{escape(live['metadata']['name'])} to revision {to}")
     try:
         rollout.wait_for_rollout(cluster, target.namespace, live["metadata"]["name"], options.timeout)
     except rollout.RolloutFailed as again:
-        return MlgitError(f"{name}; the rollback to revision {to} did not finish either: {again.message}")
-    return MlgitError(f"{name}; rolled back to revision {to}", "the previous version is serving again")
+        return outcome(f"{name}; the rollback to revision {to} did not finish either: {again.message}", "")
+    return outcome(f"{name}; rolled back to revision {to}", "the previous version is serving again")
 
 
 def _record(path: Path, image: str, result: SmokeResult | None) -> None:
@@ -139,16 +147,16 @@ def _report_pruned(pruned: list[apply.Change], applied: list[apply.Change], targ
 def deploy(project: Project, target: Target, options: DeployOptions) -> None:
     image = pinned_image(project, target, options.image)
     objects = render(project, target, image)
-    cluster = connect(target.context)
+    cluster = connect(target.context, target.context_setting)
     objects = apply.place(cluster, target, objects)
     if options.dry_run:
-        _dry_run(cluster, target, objects)
+        _dry_run(cluster, target, objects, options.force_conflicts)
         return
     deployments = [o for o in objects if o["kind"] == "Deployment"]
     name = deployments[0]["metadata"]["name"] if deployments else ""
     before = cluster.get("apps/v1", "Deployment", name, target.namespace) if deployments else None
     changes = [c for c in [apply.ensure_namespace(cluster, target)] if c]
-    changes += apply.apply_objects(cluster, objects)
+    changes += apply.apply_objects(cluster, objects, force_conflicts=options.force_conflicts)
     _report(changes)
     if not deployments or not options.wait:
         _report_pruned(apply.prune(cluster, target, objects), changes, target, image)

@@ -4,7 +4,7 @@ The request reaches a pod through a port-forward opened by the kubernetes client
 kubelet tunnel it into the pod's own network namespace). Unlike the API server's service proxy, that
 path is not blocked by the NetworkPolicy mlgit renders, which admits only the ingress controller's
 namespaces; it needs RBAC `create` on `pods/portforward`. `deploy --skip-smoke` (or MLGIT_DEPLOY_SKIP_SMOKE=1)
-leaves the check out (the test suite's emulator has no pods to forward to, and injects an endpoint instead).
+leaves the check out.
 """
 
 from __future__ import annotations

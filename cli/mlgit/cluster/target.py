@@ -36,6 +36,11 @@ class Target:
         return f"{MANAGED_BY}=mlgit,{MODEL_LABEL}={self.model},{ENV_LABEL}={self.label}"
 
     @property
+    def context_setting(self) -> str:
+        """Where mlgit.yaml sets this target's Kubernetes context, for messages."""
+        return "review.kube_context" if self.slug else f"environments.{self.env}.kube_context"
+
+    @property
     def production(self) -> bool:
         return self.tier == "production"
 

@@ -55,6 +55,12 @@ def deploy(
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the diff against the cluster; change nothing."),
     wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait for the rollout and smoke-check it."),
     rollback: bool = typer.Option(True, "--rollback/--no-rollback", help="Roll back when the rollout fails."),
+    force_conflicts: bool = typer.Option(
+        False,
+        "--force-conflicts",
+        help="Take over fields that another owner declares too (its own server-side apply); without it deploy "
+        "stops and names them. Imperative edits (kubectl edit/scale) are taken back either way.",
+    ),
     skip_smoke: bool = typer.Option(
         False,
         "--skip-smoke",
@@ -83,6 +89,7 @@ def deploy(
         dry_run=dry_run,
         wait=wait,
         rollback=rollback,
+        force_conflicts=force_conflicts,
         smoke=None if skipped_by else smoke.open_endpoint,
         smoke_skipped_by=skipped_by or "",
         dotenv=dotenv,
@@ -116,7 +123,7 @@ def destroy(
                 f"{target.name} is a production environment: not destroyed",
                 f"confirm with `mlgit destroy --env {env} --yes`",
             )
-    changes = run_destroy(connect(target.context), target, timeout)
+    changes = run_destroy(connect(target.context, target.context_setting), target, timeout)
     for change in changes:
         out.print(escape(str(change)))
     if not changes:
@@ -141,7 +148,11 @@ def status(
     for name in [env] if env else list(project.config.environments):
         target = resolve(project, name)
         try:
-            records.append(environment_status(project, target, connect(target.context), read_pin(project.root, name)))
+            records.append(
+                environment_status(
+                    project, target, connect(target.context, target.context_setting), read_pin(project.root, name)
+                )
+            )
         except MlgitError as exc:  # one unreachable cluster must not hide the other environments
             records.append({"environment": target.name, "namespace": target.namespace, "error": exc.message})
     if as_json:
@@ -200,7 +211,7 @@ def rollback(
 
     project = load_project(directory)
     target = resolve(project, env, slug, context)
-    cluster = connect(target.context)
+    cluster = connect(target.context, target.context_setting)
     deployments = cluster.list("apps/v1", "Deployment", target.namespace, target.selector)
     deployment = deployments[0] if deployments else None
     if deployment is None:

@@ -30,11 +30,14 @@ DEFAULT_RUNTIME_IMAGE = "registry.gitlab.com/mlgit/mlgit/serving-runtime"
 class TensorSpec(Strict):
     name: str = Field(description="Tensor name, exactly as in the ONNX graph.")
     datatype: Datatype = Field(description="Open Inference Protocol v2 datatype, e.g. FP32, INT64, BYTES.")
-    shape: list[int] = Field(description="Dimensions; -1 marks a dynamic dimension (e.g. the batch).")
+    shape: list[int] | None = Field(
+        description="Dimensions; -1 marks a dynamic dimension (e.g. the batch). null: the model does not fix "
+        "the rank, so requests of any shape are passed to onnxruntime."
+    )
 
     @model_validator(mode="after")
     def _dims(self) -> TensorSpec:
-        if any(d < -1 or d == 0 for d in self.shape):
+        if self.shape is not None and any(d < -1 or d == 0 for d in self.shape):
             raise ValueError(f"shape: {self.shape}: each dimension is a positive size or -1 (dynamic)")
         return self
 
@@ -73,7 +76,10 @@ class ModelConfig(Strict):
         None,
         description="Declared inputs/outputs. Checked against the ONNX file; read from it when omitted.",
     )
-    sample: SampleConfig = Field(default_factory=SampleConfig)
+    sample: SampleConfig = Field(
+        default_factory=SampleConfig,
+        description="The sample request with its expected outputs: validate, the image smoke run and warm-up use it.",
+    )
 
 
 # --- serving -----------------------------------------------------------------------------------
@@ -107,8 +113,14 @@ class ResourceAmounts(Strict):
 
 
 class ResourcesConfig(Strict):
-    requests: ResourceAmounts = Field(default_factory=lambda: ResourceAmounts(cpu="500m", memory="512Mi"))
-    limits: ResourceAmounts = Field(default_factory=lambda: ResourceAmounts(cpu="2", memory="2Gi"))
+    requests: ResourceAmounts = Field(
+        default_factory=lambda: ResourceAmounts(cpu="500m", memory="512Mi"),
+        description="What the scheduler reserves for each pod (the HPA's CPU target is a share of requests.cpu).",
+    )
+    limits: ResourceAmounts = Field(
+        default_factory=lambda: ResourceAmounts(cpu="2", memory="2Gi"),
+        description="The most each pod may use: CPU above it is throttled, memory above it kills the pod.",
+    )
 
     @model_validator(mode="after")
     def _requests_within_limits(self) -> ResourcesConfig:
@@ -121,10 +133,14 @@ class ResourcesConfig(Strict):
 
 
 class Toleration(Strict):
-    key: LabelKey
-    operator: Literal["Exists", "Equal"] = "Exists"
-    value: str | None = None
-    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    key: LabelKey = Field(description="Taint key to tolerate, e.g. nvidia.com/gpu.")
+    operator: Literal["Exists", "Equal"] = Field(
+        "Exists", description="Exists: any value of the key; Equal: only `value`."
+    )
+    value: str | None = Field(None, description="Taint value to match (with operator Equal).")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
+        None, description="Taint effect to tolerate; none: every effect."
+    )
 
 
 class ServingConfig(Strict):
@@ -136,13 +152,22 @@ class ServingConfig(Strict):
     allow_cpu_fallback: bool = Field(
         False, description="Let a GPU model become ready on CPU when CUDA is unavailable (default: refuse)."
     )
-    batching: BatchingConfig = Field(default_factory=BatchingConfig)
-    threads: ThreadsConfig = Field(default_factory=ThreadsConfig)
-    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
+    batching: BatchingConfig = Field(
+        default_factory=BatchingConfig, description="Adaptive batching of concurrent requests into one model run."
+    )
+    threads: ThreadsConfig = Field(default_factory=ThreadsConfig, description="onnxruntime thread pools.")
+    resources: ResourcesConfig = Field(
+        default_factory=ResourcesConfig, description="CPU and memory requests and limits of each serving pod."
+    )
     port: int = Field(8080, ge=1024, le=65535, description="Container port (non-root: >= 1024).")
     max_request_bytes: PositiveInt = Field(64 * 1024 * 1024, description="Largest accepted request body.")
     drain_seconds: PositiveInt = Field(
         20, description="On SIGTERM, how long in-flight and queued requests may take to finish."
+    )
+    progress_deadline_seconds: PositiveInt = Field(
+        600,
+        description="How long a rollout may go without progress (a new pod becoming ready) before Kubernetes "
+        "marks it failed and `mlgit deploy` rolls back: the Deployment's progressDeadlineSeconds.",
     )
     node_selector: dict[LabelKey, LabelValue] = Field(default_factory=dict, description="Pod nodeSelector.")
     tolerations: list[Toleration] | None = Field(

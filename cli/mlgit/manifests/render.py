@@ -73,6 +73,7 @@ def _base(project: Project) -> Iterator[RenderedFile]:
         "name": cfg.name,
         "port": serving.port,
         "drain_seconds": serving.drain_seconds,
+        "progress_deadline_seconds": serving.progress_deadline_seconds,
         "shutdown_delay_seconds": min(_SHUTDOWN_DELAY_SECONDS, serving.drain_seconds),
         "grace_seconds": serving.drain_seconds + _GRACE_MARGIN_SECONDS,
         "resources": _resources(serving.resources.model_dump()),
