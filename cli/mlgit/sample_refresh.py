@@ -16,7 +16,7 @@ import numpy as np
 
 from mlgit.config.load import Project
 from mlgit.errors import Location, MlgitError
-from mlgit.render.files import write_atomic
+from mlgit.files import write_atomic
 from mlgit.samples import FLOAT_TYPES, answer, from_oip, to_oip
 
 KEY = "expected_outputs"

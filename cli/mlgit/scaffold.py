@@ -25,10 +25,10 @@ from mlgit.config.serving import ImageConfig
 from mlgit.config.types import DNS_NAME_RE, ModelName
 from mlgit.config.yamlio import dump_yaml, read_yaml
 from mlgit.errors import ExitCode, Location, MlgitError
-from mlgit.render.files import write_atomic
-from mlgit.render.templating import render_template
+from mlgit.files import write_atomic
 from mlgit.resources import shipped_dir
 from mlgit.samples import make_sample
+from mlgit.templating import render_template
 
 DEFAULT_EXAMPLE = "iris-classifier"
 # Files the user owns after init; render never touches them.

@@ -13,7 +13,7 @@ from mlgit.config.load import Project
 from mlgit.config.onnx_model import external_data_copies
 from mlgit.console import print_warning
 from mlgit.errors import MlgitError
-from mlgit.render.repo_files import RUNTIME_SETTINGS, runtime_settings_dict
+from mlgit.runtime_settings import RUNTIME_SETTINGS, runtime_settings_dict
 
 
 def settings_drift(on_disk: object, wanted: object, prefix: str = "") -> list[str]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mlgit import repo_files
 from mlgit.build.builder import BuildRequest
 from mlgit.config.load import Project
 from mlgit.errors import MlgitError
-from mlgit.render import repo_files
 from mlgit.resources import shipped_dir
 
 MODEL_HINT = (

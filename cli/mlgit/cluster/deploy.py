@@ -19,9 +19,9 @@ from mlgit.cluster.target import Target
 from mlgit.config.load import Project
 from mlgit.console import err, out
 from mlgit.errors import MlgitError
+from mlgit.files import write_atomic
 from mlgit.manifests.build import build_env
 from mlgit.manifests.pins import read_pin
-from mlgit.render.files import write_atomic
 
 EndpointFactory = Callable[[Cluster, dict[str, Any]], AbstractContextManager[Endpoint]]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from mlgit.config.yamlio import dump_yaml, read_yaml
 from mlgit.errors import Location, MlgitError
-from mlgit.render.files import write_atomic
+from mlgit.files import write_atomic
 
 IMAGE_PLACEHOLDER = "model"
 UNPINNED = "unpinned"

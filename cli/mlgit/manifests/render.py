@@ -8,10 +8,10 @@ from typing import Any
 
 from mlgit.config.load import Project
 from mlgit.config.schema import MlgitConfig
+from mlgit.files import RenderedFile
 from mlgit.manifests.envs import REVIEW, Target, known_targets, labels, target
-from mlgit.render.files import RenderedFile
-from mlgit.render.repo_files import runtime_settings_dict
-from mlgit.render.templating import render_template
+from mlgit.runtime_settings import runtime_settings_dict
+from mlgit.templating import render_template
 
 DEPLOY = "deploy"
 IN_FLIGHT_METRIC = "mlgit_inference_pending_requests"  # the serving runtime's gauge (mlgit_serving.metrics)

@@ -14,10 +14,10 @@ from typing import Any
 from mlgit import __version__
 from mlgit.config.load import Project
 from mlgit.config.schema import EnvironmentConfig, ExposureConfig, MlgitConfig, TlsConfig
+from mlgit.files import RenderedFile
 from mlgit.policy.settings import DEFAULT_WAIVER_MAX_DAYS
-from mlgit.render.files import RenderedFile
-from mlgit.render.templating import render_template
 from mlgit.resources import shipped_dir
+from mlgit.templating import render_template
 
 GITLAB_CI = ".gitlab-ci.yml"
 # Upstream's image; buildah needs no daemon and no privileged runner.

@@ -11,13 +11,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mlgit import repo_files
 from mlgit.config.load import Project
 from mlgit.errors import MlgitError
+from mlgit.files import RenderedFile, write_atomic
 from mlgit.manifests.render import render_manifests
 from mlgit.pipelines import render as pipelines
-from mlgit.render import repo_files
 from mlgit.render.dropped import DroppedEnvironment, dropped_environments
-from mlgit.render.files import RenderedFile, write_atomic
 
 
 @dataclass(frozen=True)
