@@ -83,11 +83,6 @@ class Git:
         self.run("fetch", "--quiet", "--no-tags", self.remote, f"refs/heads/{branch}", what=f"fetch {branch}")
         return self.run("rev-parse", "FETCH_HEAD^{commit}", what=f"read the fetched {branch}")
 
-    def remote_branch(self, branch: str) -> str | None:
-        """The commit `branch` points at on the remote, or None when it does not exist there."""
-        text = self.run("ls-remote", self.remote, f"refs/heads/{branch}", what=f"look for {branch} on the remote")
-        return text.split()[0] if text else None
-
     def head(self) -> str:
         return self.run("rev-parse", "HEAD", what="read HEAD")
 
