@@ -40,6 +40,13 @@ def test_wheel_ships_templates_policies_examples_and_runtime(wheel: zipfile.ZipF
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
 
 
+def test_wheel_carries_the_settings_contract_itself(wheel: zipfile.ZipFile) -> None:
+    """cli/mlgit/model_settings.py is a symlink to the runtime's file (tests/test_settings_contract.py); the
+    wheel must hold the file's contents, not the link."""
+    contract = REPO_ROOT / "serving_runtime" / "mlgit_serving" / "model_settings.py"
+    assert wheel.read("mlgit/model_settings.py") == contract.read_bytes()
+
+
 def test_cli_requirements_pull_no_serving_stack(wheel: zipfile.ZipFile) -> None:
     metadata = next(n for n in wheel.namelist() if n.endswith(".dist-info/METADATA"))
     requires = [

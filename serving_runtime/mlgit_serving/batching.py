@@ -17,8 +17,8 @@ import numpy as np
 from .errors import ServingError, Unavailable
 from .metrics import VersionMetrics
 from .model import OnnxModel
+from .model_settings import BatchingSettings
 from .runner import Admission, rows_of
-from .settings import BatchingSettings
 
 
 @dataclass(slots=True)

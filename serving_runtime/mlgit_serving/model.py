@@ -15,7 +15,7 @@ import onnxruntime as ort
 
 from . import providers
 from .errors import BadRequest, ModelLoadError, ServingError
-from .settings import ModelSettings
+from .model_settings import ModelSettings
 from .signature import Signature, signature_of
 
 logger = logging.getLogger(__name__)

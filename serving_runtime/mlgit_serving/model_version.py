@@ -12,8 +12,8 @@ from .batching import AdaptiveBatcher
 from .errors import ModelLoadError, ServingError, Unavailable
 from .metrics import VersionMetrics
 from .model import OnnxModel
+from .model_settings import ModelSettings
 from .runner import DirectRunner
-from .settings import ModelSettings
 from .signature import Signature
 from .validation import decode_request
 

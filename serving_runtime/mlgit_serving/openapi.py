@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, get_args
 
-from .settings import Datatype
+from .model_settings import Datatype
 
 _PARAMETERS = {"type": "object", "additionalProperties": True}
 _SHAPE = {"type": "array", "items": {"type": "integer", "minimum": 0}}

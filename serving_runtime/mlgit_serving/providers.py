@@ -7,7 +7,7 @@ from typing import Any
 import onnxruntime as ort
 
 from .errors import ModelLoadError
-from .settings import GPU_PROVIDERS, ModelSettings
+from .model_settings import GPU_PROVIDERS, ModelSettings
 
 
 def requested(settings: ModelSettings) -> list[tuple[str, dict[str, str]]]:

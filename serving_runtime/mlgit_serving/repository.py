@@ -12,8 +12,8 @@ from pydantic import ValidationError
 
 from .errors import ModelLoadError, NotFound, RepositoryError
 from .metrics import ServingMetrics
+from .model_settings import ModelSettings
 from .model_version import ModelVersion
-from .settings import ModelSettings
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +26,8 @@ def _version_key(name: str) -> tuple[int, int, str]:
     return (0, int(name), "") if name.isdigit() else (1, 0, name)
 
 
-def _read_settings(directory: Path) -> ModelSettings:
+def read_settings(directory: Path) -> ModelSettings:
+    """A model directory's model-settings.json as the runtime serves it (every default when there is none)."""
     path = directory / SETTINGS_FILE
     if not path.exists():
         return ModelSettings()
@@ -111,7 +112,7 @@ class ModelRepository:
     async def _load_model(self, name: str, versions: list[ModelVersion]) -> None:
         directory = self.root / name
         try:
-            settings = _read_settings(directory)
+            settings = read_settings(directory)
             sample = _read_sample(directory)
         except ModelLoadError as exc:
             for mv in versions:

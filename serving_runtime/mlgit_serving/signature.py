@@ -9,7 +9,7 @@ import numpy as np
 
 from .datatypes import NUMPY_DTYPES, ORT_TYPES
 from .errors import ModelLoadError
-from .settings import TensorSpec
+from .model_settings import TensorSpec
 
 
 @dataclass(frozen=True, slots=True)

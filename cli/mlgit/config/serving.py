@@ -1,4 +1,8 @@
-"""The mlgit.yaml sections of what runs: the model, how it is served, and the image it is baked into."""
+"""The mlgit.yaml sections of what runs: the model, how it is served, and the image it is baked into.
+
+What mlgit.yaml shares with model-settings.json (tensor specs, providers, threads, batching, their defaults) is
+the contract's, mlgit.model_settings: the serving runtime's own definition (docs/contracts.md).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,6 @@ from pydantic import Field, model_validator
 from mlgit import __version__
 from mlgit.config.types import (
     VERSION_PATTERN,
-    Datatype,
     DnsLabel,
     LabelKey,
     LabelValue,
@@ -20,31 +23,22 @@ from mlgit.config.types import (
     Strict,
     quantity_value,
 )
+from mlgit.model_settings import (
+    BatchingSettings,
+    Device,
+    ModelSettings,
+    ProviderSpec,
+    TensorSpec,
+    ThreadSettings,
+    resolve_providers,
+)
 
 DEFAULT_RUNTIME_IMAGE = "registry.gitlab.com/mlgit/mlgit/serving-runtime"
+# The fields that go into model-settings.json as they are take the contract's defaults (docs/contracts.md).
+_SETTINGS = ModelSettings.model_fields
 
 
 # --- model -------------------------------------------------------------------------------------
-
-
-class TensorSpec(Strict):
-    name: str = Field(description="Tensor name, exactly as in the ONNX graph.")
-    datatype: Datatype = Field(description="Open Inference Protocol v2 datatype, e.g. FP32, INT64, BYTES.")
-    shape: list[int] | None = Field(
-        description="Dimensions; -1 marks a dynamic dimension (e.g. the batch). null: the model does not fix "
-        "the rank, so requests of any shape are passed to onnxruntime."
-    )
-
-    @model_validator(mode="after")
-    def _dims(self) -> TensorSpec:
-        if self.shape is not None and any(d < -1 or d == 0 for d in self.shape):
-            raise ValueError(f"shape: {self.shape}: each dimension is a positive size or -1 (dynamic)")
-        return self
-
-    @property
-    def batch_dynamic(self) -> bool:
-        """The first dimension is dynamic: rows of several requests can be stacked along it."""
-        return bool(self.shape) and self.shape[0] == -1
 
 
 class Signature(Strict):
@@ -85,26 +79,10 @@ class ModelConfig(Strict):
 # --- serving -----------------------------------------------------------------------------------
 
 
-class ProviderConfig(Strict):
-    name: Literal["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"] = Field(
-        description="onnxruntime execution provider."
-    )
-    # onnxruntime takes provider options as flat string-convertible values (the runtime checks the same).
-    options: dict[str, str | int | float | bool] = Field(
-        default_factory=dict, description="Provider options passed to onnxruntime."
-    )
-
-
-class BatchingConfig(Strict):
+class BatchingConfig(BatchingSettings):
+    # On by default here, unlike in a bare model-settings.json: `mlgit init` writes the choice from the
+    # model's signature, loading refuses it without a dynamic batch dimension, and render always writes it.
     enabled: bool = Field(True, description="Adaptive batching: concatenate concurrent requests.")
-    max_batch_size: PositiveInt = Field(32, description="Most rows in one onnxruntime call.")
-    max_delay_ms: float = Field(2.0, ge=0, description="Longest a request waits for batch-mates (ms).")
-    max_queue_size: PositiveInt = Field(1024, description="Queued requests beyond this get 503.")
-
-
-class ThreadsConfig(Strict):
-    intra_op: int = Field(0, ge=0, description="onnxruntime intra-op threads (0: its default).")
-    inter_op: int = Field(0, ge=0, description="onnxruntime inter-op threads (0: its default).")
 
 
 class ResourceAmounts(Strict):
@@ -144,23 +122,26 @@ class Toleration(Strict):
 
 
 class ServingConfig(Strict):
-    device: Literal["cpu", "gpu"] = Field("cpu", description="cpu: onnxruntime; gpu: onnxruntime-gpu on CUDA.")
+    device: Device = Field(_SETTINGS["device"].default, description="cpu: onnxruntime; gpu: onnxruntime-gpu on CUDA.")
     gpus: int | None = Field(None, ge=0, description="nvidia.com/gpu per replica (gpu models; default 1).")
-    providers: list[ProviderConfig] | None = Field(
-        None, description="Ordered execution providers; default from `device`."
+    providers: list[ProviderSpec] | None = Field(
+        None, description="Ordered execution providers; none or empty: the default for `device`."
     )
     allow_cpu_fallback: bool = Field(
-        False, description="Let a GPU model become ready on CPU when CUDA is unavailable (default: refuse)."
+        _SETTINGS["allow_cpu_fallback"].default,
+        description="Let a GPU model become ready on CPU when CUDA is unavailable (default: refuse).",
     )
     batching: BatchingConfig = Field(
         default_factory=BatchingConfig, description="Adaptive batching of concurrent requests into one model run."
     )
-    threads: ThreadsConfig = Field(default_factory=ThreadsConfig, description="onnxruntime thread pools.")
+    threads: ThreadSettings = Field(default_factory=ThreadSettings, description="onnxruntime thread pools.")
     resources: ResourcesConfig = Field(
         default_factory=ResourcesConfig, description="CPU and memory requests and limits of each serving pod."
     )
     port: int = Field(8080, ge=1024, le=65535, description="Container port (non-root: >= 1024).")
-    max_request_bytes: PositiveInt = Field(64 * 1024 * 1024, description="Largest accepted request body.")
+    max_request_bytes: PositiveInt = Field(
+        _SETTINGS["max_request_bytes"].default, description="Largest accepted request body."
+    )
     drain_seconds: PositiveInt = Field(
         20, description="On SIGTERM, how long in-flight and queued requests may take to finish."
     )
@@ -189,15 +170,7 @@ class ServingConfig(Strict):
             self.gpus = 1
         elif self.gpus == 0:
             raise ValueError("gpus: 0 on a GPU model; a GPU model needs at least one GPU")
-        gpu_providers = {"CUDAExecutionProvider", "TensorrtExecutionProvider"}
-        if self.device == "gpu" and self.providers is not None and not gpu_providers & {p.name for p in self.providers}:
-            raise ValueError("providers: a GPU model needs CUDAExecutionProvider or TensorrtExecutionProvider")
-        if self.providers is None:
-            cuda = [ProviderConfig(name="CUDAExecutionProvider", options={"device_id": 0})]
-            self.providers = [
-                *(cuda if self.device == "gpu" else []),
-                ProviderConfig(name="CPUExecutionProvider"),
-            ]
+        self.providers = resolve_providers(self.device, self.providers)
         if self.tolerations is None:
             gpu_taint = Toleration(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule")
             self.tolerations = [gpu_taint] if self.device == "gpu" else []

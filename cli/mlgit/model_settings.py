@@ -1,0 +1,1 @@
+../../serving_runtime/mlgit_serving/model_settings.py
