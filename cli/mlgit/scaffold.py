@@ -21,13 +21,15 @@ from pydantic import TypeAdapter, ValidationError
 from mlgit import render
 from mlgit.config.load import CONFIG_FILE, load_project, parse_config
 from mlgit.config.onnx_model import OnnxModel, check_external_data, external_data_path, read_onnx
+from mlgit.config.schema import MlgitConfig
 from mlgit.config.serving import ImageConfig
 from mlgit.config.types import DNS_NAME_RE, ModelName
 from mlgit.config.yamlio import dump_yaml, read_yaml
 from mlgit.errors import ExitCode, Location, MlgitError
 from mlgit.files import write_atomic
 from mlgit.resources import shipped_dir
-from mlgit.samples import make_sample
+from mlgit.samples.tensors import make_sample
+from mlgit.targets import target
 from mlgit.templating import render_template
 
 DEFAULT_EXAMPLE = "iris-classifier"
@@ -165,7 +167,13 @@ def _scaffold_files(staging: Path, name: str) -> None:
     config, _ = parse_config(staging / CONFIG_FILE)
     for rel, template in SCAFFOLD_TEMPLATES.items():
         if not (staging / rel).exists():
-            write_atomic(staging / rel, render_template("scaffold", template, name=name, config=config))
+            write_atomic(staging / rel, scaffold_text(template, config, name))
+
+
+def scaffold_text(template: str, config: MlgitConfig, name: str) -> str:
+    """A file of SCAFFOLD_TEMPLATES as init writes it for `config`."""
+    urls = {env: target(config, env).url for env in config.environments}
+    return render_template("scaffold", template, name=name, config=config, urls=urls)
 
 
 def _git_commit(target: Path) -> None:

@@ -26,7 +26,7 @@ def test_first_deploy_applies_waits_and_smoke_checks_through_a_port_forward(
     out = flat(result.stdout)
     assert f"deployment.apps/{name} -n {namespace} created" in out
     assert f"model {name} is ready and answered the sample as expected" in out
-    assert f"deployed dev: https://{name}.dev.models.example.com/" in out
+    assert out.rstrip().endswith(f"deployed dev: https://{name}.dev.models.example.com")  # the environment:url
     assert "1/1 updated, 1/1 available" in flat(result.stderr)
     deployment = kube.get("deployment", name, namespace)
     assert deployment is not None and containers(deployment) == {"server": image(name)}

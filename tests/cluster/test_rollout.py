@@ -124,7 +124,7 @@ def test_status_compares_the_pinned_digest_with_what_runs(
     assert dev["desired_digest"] == DIGEST2 and dev["running_digest"] == image(name).split("@")[1]
     assert dev["in_sync"] is False
     assert dev["replicas"] == {"ready": 1, "desired": 1}
-    assert dev["url"] == f"https://{name}.dev.models.example.com/"
+    assert dev["url"] == f"https://{name}.dev.models.example.com"  # as the pipeline's environment:url
     assert dev["rollout"] == "complete" and dev["revision"] == "1"
     assert dev["certificate"] is None  # dev's Ingress asks cert-manager's ingress-shim: no Certificate of ours
     assert records["prod"] == {**records["prod"], "deployed": False, "namespace": f"{name}-prod"}

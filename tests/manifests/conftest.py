@@ -9,9 +9,9 @@ import pytest
 
 from mlgit.config.load import load_project
 from mlgit.manifests.build import build_env_yaml
-from mlgit.manifests.envs import REVIEW, known_targets
 from mlgit.manifests.kustomize import kustomize
 from mlgit.manifests.render import DEPLOY
+from mlgit.targets import REVIEW, known_targets
 from tests.manifests.cases import Built, build_args, make_case
 
 

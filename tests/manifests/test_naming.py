@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from mlgit.config.schema import MlgitConfig
-from mlgit.manifests.envs import labels, target
+from mlgit.targets import target
 
 
 def _config(name: str, environments: dict[str, Any], **extra: Any) -> MlgitConfig:
@@ -28,9 +28,10 @@ def test_two_models_in_one_namespace_share_no_name_and_no_selector() -> None:
     assert first.name != second.name and first.host != second.host
     # Selectors are app.kubernetes.io/name plus the instance: the instance alone is the same for both.
     assert first.instance == second.instance
-    selected = [(labels(cfg, t)["app.kubernetes.io/name"], t.instance) for cfg, t in
-                ((_config("a", {"b-c": {}}), first), (_config("a-b", {"c": {}}), second))]  # fmt: skip
-    assert selected[0] != selected[1]
+    assert (first.labels["app.kubernetes.io/name"], first.instance) != (
+        second.labels["app.kubernetes.io/name"],
+        second.instance,
+    )
 
 
 def test_in_a_namespace_every_target_has_its_own_tls_secret() -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from mlgit.render.templating import render_template
+from mlgit.scaffold import scaffold_text
 from tests.conftest import EXAMPLES, REPO_ROOT
 from tests.pipelines.support import jobs, load_pipeline
 
@@ -217,5 +217,5 @@ def test_the_examples_readme_is_what_init_writes(example: str) -> None:
     from mlgit.config.load import parse_config
 
     config, _ = parse_config(REPO_ROOT / "examples" / example / "mlgit.yaml")
-    expected = render_template("scaffold", "README.md.j2", name=config.name, config=config)
+    expected = scaffold_text("README.md.j2", config, config.name)
     assert (REPO_ROOT / "examples" / example / "README.md").read_text(encoding="utf-8") == expected

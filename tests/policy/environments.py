@@ -18,7 +18,6 @@ def context(environment: str = "prod", tier: str = "production", device: str = "
         "environment": environment,
         "tier": tier,
         "namespace": f"{MODEL}-{environment}",
-        "host": f"{MODEL}.example.com",
         "allowed_domains": ["example.com"],
         "allowed_registries": ["registry.example.com"],
         "allowed_issuers": ["letsencrypt-prod"],
@@ -215,4 +214,6 @@ def pipeline() -> dict[str, Any]:
         "environment": {"name": "review/$CI_COMMIT_REF_SLUG", "action": "stop"},
         "rules": [{"if": '$CI_PIPELINE_SOURCE == "merge_request_event"', "when": "manual"}],
     }
-    return {"context": context("pipeline", "other"), "pipeline": jobs}
+    # As mlgit builds it: no `model`, whose facts come from an environment's manifests.
+    shared = {k: v for k, v in context("pipeline", "other").items() if k != "model"}
+    return {"context": shared, "pipeline": jobs}

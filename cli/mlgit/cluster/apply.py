@@ -22,8 +22,8 @@ from kubernetes import client
 
 from mlgit.cluster.client import Cluster, api_errors
 from mlgit.cluster.objects import MANAGED_KINDS, Key, Obj, apply_order, describe, key
-from mlgit.cluster.target import Target
 from mlgit.errors import MlgitError
+from mlgit.targets import Target
 
 FIELD_MANAGER = "mlgit"
 Action = Literal["created", "configured", "unchanged", "pruned", "deleted"]

@@ -8,7 +8,7 @@ from mlgit.cluster import apply
 from mlgit.cluster.apply import Change
 from mlgit.cluster.client import Cluster
 from mlgit.cluster.objects import Key, key
-from mlgit.cluster.target import Target
+from mlgit.targets import Target
 
 CERTIFICATE_NAME = "cert-manager.io/certificate-name"
 CERTIFICATE = ("cert-manager.io/v1", "Certificate")

@@ -82,19 +82,6 @@ def comparable(obj: Obj | None) -> Obj | None:
     return clean
 
 
-def url_of(objects: list[Obj]) -> str | None:
-    """The public URL the rendered Ingress or HTTPRoute serves (https when TLS is configured)."""
-    tls = any(o["kind"] == "Certificate" for o in objects)
-    for obj in objects:
-        spec = obj.get("spec") or {}
-        if obj["kind"] == "Ingress" and spec.get("rules"):
-            scheme = "https" if tls or spec.get("tls") else "http"
-            return f"{scheme}://{spec['rules'][0]['host']}/"
-        if obj["kind"] == "HTTPRoute" and spec.get("hostnames"):
-            return f"{'https' if tls else 'http'}://{spec['hostnames'][0]}/"
-    return None
-
-
 def pod_selector(deployment: Obj) -> str:
     """The label selector of a Deployment's pods and ReplicaSets."""
     labels = ((deployment.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}

@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from mlgit.cluster.client import Cluster
-from mlgit.cluster.objects import url_of
 from mlgit.cluster.rollback import REVISION
 from mlgit.cluster.rollout import RolloutFailed, assess
-from mlgit.cluster.target import Target
 from mlgit.config.load import Project
+from mlgit.targets import Target
 
 
 def digest(image: str | None) -> str | None:
@@ -37,7 +36,7 @@ def environment_status(project: Project, target: Target, cluster: Cluster, desir
     """A JSON-ready record: desired vs running digest, replicas, URL, certificate, last rollout."""
     namespace, selector = target.namespace, target.selector
     record: dict[str, Any] = {
-        "environment": target.name,
+        "environment": target.display_name,
         "namespace": namespace,
         "context": cluster.context,
         "desired_image": desired,
@@ -58,11 +57,7 @@ def environment_status(project: Project, target: Target, cluster: Cluster, desir
         running_digest=digest(model["image"]),
         in_sync=desired is not None and (digest(desired) or desired) == (digest(model["image"]) or model["image"]),
         replicas={"ready": status.get("readyReplicas", 0), "desired": deployment["spec"].get("replicas", 1)},
-        url=url_of(
-            cluster.list("networking.k8s.io/v1", "Ingress", namespace, selector)
-            + cluster.list("gateway.networking.k8s.io/v1", "HTTPRoute", namespace, selector)
-            + certificates
-        ),
+        url=target.url,
         certificate=_certificate(certificates),
         revision=(deployment["metadata"].get("annotations") or {}).get(REVISION),
         rollout=_rollout(deployment),

@@ -1,6 +1,7 @@
 """The mlgit.yaml model: the single source of truth of a model repository.
 
-Every field is documented here and in config/serving.py; `mlgit schema` exports these docs as JSON Schema for editors.
+Every field is documented here, in config/serving.py and in model_settings.py (what model-settings.json shares);
+`mlgit schema` exports these docs as JSON Schema for editors.
 Precedence, where a value can come from several places: command-line flag > mlgit.yaml >
 environment variable > the default written here.
 """
@@ -121,6 +122,11 @@ class ReviewConfig(Strict):
     kube_context: OneLine | None = Field(None, description="Kubernetes context of review apps (like an environment's).")
     exposure: ExposureConfig | None = Field(None, description="Overrides the top-level exposure for review apps.")
     tls: TlsConfig | None = Field(None, description="Overrides the top-level tls for review apps.")
+
+    def host_for(self, slug: str) -> str:
+        """The host of the review app of branch `slug`: `host` with {slug} replaced."""
+        assert self.host is not None  # resolved by MlgitConfig
+        return self.host.replace("{slug}", slug)
 
 
 class PromotionConfig(Strict):
@@ -265,7 +271,7 @@ class MlgitConfig(Strict):
         self.review.host = self.review.host or f"{{slug}}.{self.name}.review.{self.domain}"
         self.review.exposure = self.review.exposure or self.exposure
         self.review.tls = self.review.tls or self.tls
-        sample_host = self.review.host.replace("{slug}", "branch")
+        sample_host = self.review.host_for("branch")
         if "{slug}" not in self.review.host or not DNS_NAME_RE.match(sample_host):
             raise ValueError(
                 f"review.host: {self.review.host!r} must be a DNS name containing {{slug}} (the branch slug)"

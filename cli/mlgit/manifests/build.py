@@ -16,12 +16,11 @@ from typing import Any
 from ruamel.yaml import YAML
 
 from mlgit.config.load import Project
-from mlgit.config.schema import MlgitConfig
 from mlgit.errors import MlgitError
-from mlgit.manifests.envs import REVIEW, Target, labels, target
 from mlgit.manifests.kustomize import kustomize
 from mlgit.manifests.pins import pinned_name, split_digest_ref
 from mlgit.manifests.render import DEPLOY, exposure_yaml
+from mlgit.targets import Target, target
 
 _KUSTOMIZATION = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization"}
 
@@ -38,11 +37,11 @@ def _image_override(name: str, image: str) -> dict[str, str]:
     return {"name": name, "newName": repo, "newTag": tag}
 
 
-def _label_entries(config: MlgitConfig, tgt: Target) -> list[dict[str, Any]]:
+def _label_entries(tgt: Target) -> list[dict[str, Any]]:
     """The same two label sets an overlay declares, for what the build adds around it."""
     return [
         {"pairs": {"app.kubernetes.io/instance": tgt.instance}, "includeSelectors": True},
-        {"pairs": labels(config, tgt), "includeTemplates": True},
+        {"pairs": tgt.labels, "includeTemplates": True},
     ]
 
 
@@ -52,7 +51,7 @@ def _write_kustomization(folder: Path, **fields: Any) -> None:
     (folder / "kustomization.yaml").write_text(json.dumps({**_KUSTOMIZATION, **fields}, indent=2), encoding="utf-8")
 
 
-def _wrapped(project: Project, tgt: Target, work: Path, image: str | None, slug: str | None) -> Path:
+def _wrapped(project: Project, tgt: Target, work: Path, image: str | None) -> Path:
     """Lay out the wrapper kustomization in `work`; return the folder to build."""
     config = project.config
     shutil.copytree(project.root / DEPLOY, work / DEPLOY)
@@ -60,14 +59,14 @@ def _wrapped(project: Project, tgt: Target, work: Path, image: str | None, slug:
     if image:
         app["images"] = [_image_override(pinned_name(project.root, tgt.env), image)]
     resources = ["app"]
-    if slug:
-        app["nameSuffix"] = f"-{slug}"
-        app["labels"] = _label_entries(config, tgt)
+    if tgt.slug:
+        app["nameSuffix"] = f"-{tgt.slug}"
+        app["labels"] = _label_entries(tgt)
         if tgt.exposure.kind != "none":
             # Outside the nameSuffix: kustomize would not rename the HTTPRoute's backendRefs or the Secret.
             exposure = work / "build" / "exposure"
             _write_kustomization(
-                exposure, namespace=tgt.namespace, resources=["exposure.yaml"], labels=_label_entries(config, tgt)
+                exposure, namespace=tgt.namespace, resources=["exposure.yaml"], labels=_label_entries(tgt)
             )
             (exposure / "exposure.yaml").write_text(exposure_yaml(config, tgt), encoding="utf-8")
             resources.append("exposure")
@@ -79,15 +78,13 @@ def _wrapped(project: Project, tgt: Target, work: Path, image: str | None, slug:
 def build_env_yaml(project: Project, env: str, *, image: str | None = None, slug: str | None = None) -> str:
     """The manifests of `env` as one multi-document YAML string (see build_env)."""
     tgt = target(project.config, env, slug)
-    if env == REVIEW and slug is None:
-        raise MlgitError("a review app needs its branch slug", "pass --slug $CI_ENVIRONMENT_SLUG")
     overlay = project.root / DEPLOY / "overlays" / env
     if not (overlay / "kustomization.yaml").is_file():
         raise MlgitError(f"{overlay}/kustomization.yaml not found", "run `mlgit render` to create the deploy/ tree")
     if image is None and slug is None:
         return kustomize(overlay).yaml
     with tempfile.TemporaryDirectory(prefix="mlgit-manifests-") as work:
-        return kustomize(_wrapped(project, tgt, Path(work), image, slug)).yaml
+        return kustomize(_wrapped(project, tgt, Path(work), image)).yaml
 
 
 def build_env(project: Project, env: str, *, image: str | None = None, slug: str | None = None) -> list[dict]:

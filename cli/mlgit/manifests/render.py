@@ -9,8 +9,8 @@ from typing import Any
 from mlgit.config.load import Project
 from mlgit.config.schema import MlgitConfig
 from mlgit.files import RenderedFile
-from mlgit.manifests.envs import REVIEW, Target, known_targets, labels, target
 from mlgit.runtime_settings import runtime_settings_dict
+from mlgit.targets import REVIEW, Target, known_targets, target
 from mlgit.templating import render_template
 
 DEPLOY = "deploy"
@@ -113,7 +113,7 @@ _COMPONENT_FILES = {
 
 def _overlay(project: Project, env: str, traits: list[str]) -> Iterator[RenderedFile]:
     cfg = project.config
-    tgt = target(cfg, env)
+    tgt = target(cfg, env, overlay=True)
     folder = f"{DEPLOY}/overlays/{env}"
     resources = []
     # A review app's host is known only at build time (mlgit.manifests.build adds its exposure).
@@ -145,7 +145,7 @@ def _overlay(project: Project, env: str, traits: list[str]) -> Iterator[Rendered
         components=components,
         replicas=None if tgt.autoscaling else tgt.replicas,
         instance=tgt.instance,
-        labels=labels(cfg, tgt),
+        labels=tgt.labels,
     )
     yield RenderedFile(f"{folder}/kustomization.yaml", kustomization)
     pin = render_template(

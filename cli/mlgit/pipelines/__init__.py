@@ -1,1 +1,1 @@
-"""GitLab CI: the model repository's .gitlab-ci.yml, mlgit's CI/CD component, and the jobs' helpers."""
+"""GitLab CI: the model repository's .gitlab-ci.yml and mlgit's CI/CD component."""

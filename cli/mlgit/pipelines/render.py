@@ -13,10 +13,11 @@ from typing import Any
 
 from mlgit import __version__
 from mlgit.config.load import Project
-from mlgit.config.schema import EnvironmentConfig, ExposureConfig, MlgitConfig, TlsConfig
+from mlgit.config.schema import EnvironmentConfig, MlgitConfig
 from mlgit.files import RenderedFile
 from mlgit.policy.settings import DEFAULT_WAIVER_MAX_DAYS
 from mlgit.resources import shipped_dir
+from mlgit.targets import CI_SLUG, REVIEW, target
 from mlgit.templating import render_template
 
 GITLAB_CI = ".gitlab-ci.yml"
@@ -25,28 +26,23 @@ BUILDAH_IMAGE = "quay.io/buildah/stable:v1.38.1"
 COMPONENT_TEMPLATE = "templates/model-pipeline.yml.j2"
 
 
-def _url(host: str, exposure: ExposureConfig | None, tls: TlsConfig | None) -> str | None:
-    if exposure is not None and exposure.kind == "none":
-        return None
-    return f"{'https' if tls is None or tls.enabled else 'http'}://{host}"
-
-
 def _job_when(mode: str) -> str:
     return "on_success" if mode == "auto" else "manual"
 
 
 def _environment(config: MlgitConfig, name: str, env: EnvironmentConfig, first: str | None) -> dict[str, Any]:
     built = name == first
+    tgt = target(config, name)
     # Later environments deploy what a promotion pinned; auto_deploy lets that merge deploy by itself,
     # except in production, which deploys by itself only when its own `deploy: auto` says so
     # (and policy MLGIT-CI-002 then denies it).
-    promoted_auto = not built and config.promotion.auto_deploy and env.tier != "production"
+    promoted_auto = not built and config.promotion.auto_deploy and not tgt.production
     automatic = env.deploy == "auto" or promoted_auto
     return {
         "name": name,
-        "tier": env.tier,
-        "url": _url(env.host or "", env.exposure, env.tls),
-        "kube_context": env.kube_context,
+        "tier": tgt.tier,
+        "url": tgt.url,
+        "kube_context": tgt.context,
         "source": "built" if built else "pinned",
         "when": "on_success" if automatic else "manual",
         "overlay": f"deploy/overlays/{name}",
@@ -56,7 +52,7 @@ def _environment(config: MlgitConfig, name: str, env: EnvironmentConfig, first: 
 def pipeline_context(project: Project) -> dict[str, Any]:
     """Everything the pipeline templates read, derived from mlgit.yaml."""
     config = project.config
-    pipeline, review = config.pipeline, config.review
+    pipeline = config.pipeline
     order = config.promotion.order or []
     first = order[0] if order else None
     environments = [_environment(config, name, env, first) for name, env in config.environments.items()]
@@ -72,13 +68,23 @@ def pipeline_context(project: Project) -> dict[str, Any]:
         "environments": environments,
         "promotion_order": order,
         "production_environments": [e["name"] for e in environments if e["tier"] == "production"],
-        "review": {
-            "enabled": review.enabled,
-            "when": _job_when(review.deploy),
-            "url": _url((review.host or "").replace("{slug}", "$CI_ENVIRONMENT_SLUG"), review.exposure, review.tls),
-            "auto_stop_in": review.auto_stop_in,
-            "kube_context": review.kube_context,
-        },
+        "review": _review(config),
+    }
+
+
+def _review(config: MlgitConfig) -> dict[str, Any]:
+    review = config.review
+    if not review.enabled:
+        return {"enabled": False}
+    # The review job's app, as GitLab names it once it expands the merge request's slug.
+    app = target(config, REVIEW, CI_SLUG)
+    return {
+        "enabled": True,
+        "when": _job_when(review.deploy),
+        "url": app.url,
+        "tier": app.tier,
+        "auto_stop_in": review.auto_stop_in,
+        "kube_context": app.context,
     }
 
 
