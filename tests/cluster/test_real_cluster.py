@@ -26,7 +26,7 @@ from typer.testing import CliRunner
 
 from mlgit.cluster.client import connect
 from mlgit.main import app
-from mlgit.samples import OIP_TO_NUMPY, compare_outputs
+from mlgit.samples.tensors import OIP_TO_NUMPY, compare_outputs
 from mlgit.scaffold import InitOptions, init_repository
 from tests.cluster.conftest import flat, image, serve_model
 from tests.cluster.kube import Kube

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mlgit.main import app
-from mlgit.sample_refresh import describe_change, splice_expected
+from mlgit.samples.refresh import describe_change, splice_expected
 from tests.onnx_models import write_linear_model
 
 runner = CliRunner()

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import typer
 
-from mlgit.commands.validate import DirArg
+from mlgit.commands.arguments import DirArg
 
 
 def sample(
@@ -20,7 +20,7 @@ def sample(
     from mlgit.config.load import load_project
     from mlgit.console import out
     from mlgit.errors import MlgitError
-    from mlgit.sample_refresh import plan_refresh, write_refresh
+    from mlgit.samples.refresh import plan_refresh, write_refresh
 
     project = load_project(directory)
     refresh = plan_refresh(project)

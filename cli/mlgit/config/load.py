@@ -13,10 +13,10 @@ from pydantic import BaseModel, ValidationError
 
 from mlgit.config.onnx_model import OnnxModel, check_external_data, read_onnx, signature_differences
 from mlgit.config.placeholders import placeholder_warnings
-from mlgit.config.sample import check_sample
 from mlgit.config.schema import MlgitConfig
 from mlgit.config.yamlio import position, read_yaml
 from mlgit.errors import Location, MlgitError
+from mlgit.samples.check import check_sample
 
 CONFIG_FILE = "mlgit.yaml"
 _PATH_PREFIX = re.compile(r"^([a-z_][a-z0-9_]*(\.[a-z0-9_-]+)*): ")

@@ -17,7 +17,7 @@ import numpy as np
 from mlgit.config.load import Project
 from mlgit.errors import Location, MlgitError
 from mlgit.files import write_atomic
-from mlgit.samples import FLOAT_TYPES, answer, from_oip, to_oip
+from mlgit.samples.tensors import FLOAT_TYPES, answer, from_oip, to_oip
 
 KEY = "expected_outputs"
 _SHOWN = 6  # values shown of an exact (integer, boolean, string) output that changed

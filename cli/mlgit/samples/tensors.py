@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mlgit.config.load import Project
 from mlgit.config.serving import Signature, TensorSpec
 from mlgit.errors import Location, MlgitError
 from mlgit.inference import load_session, run_session
+
+if TYPE_CHECKING:  # config.load checks the sample through this package: no import of it at run time
+    from mlgit.config.load import Project
 
 OIP_TO_NUMPY = {
     "BOOL": np.bool_, "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32, "UINT64": np.uint64,
