@@ -22,7 +22,7 @@ from pathlib import Path
 from mlgit.config.load import load_project
 from mlgit.policy.check import evaluate
 from mlgit.policy.engine import PolicySet
-from mlgit.policy.inputs import environment_names, environment_target, pipeline_target
+from mlgit.policy.inputs import environment_input, environment_names, pipeline_input
 from mlgit.policy.settings import PlatformSettings
 from mlgit.resources import shipped_dir
 from mlgit.scaffold import InitOptions, init_repository
@@ -40,9 +40,8 @@ def main() -> None:
         project = load_project(repo)
         image = f"{project.config.image.repository}@{DIGEST}"
         start = time.perf_counter()
-        targets = [environment_target(project, env, image) for env in environment_names(project, None)]
-        pipeline, _ = pipeline_target(project)
-        targets += [pipeline] if pipeline else []
+        targets = [environment_input(project, env, image) for env in environment_names(project, None)]
+        targets.append(pipeline_input(project)[0])
         build = time.perf_counter() - start
         compiles, evaluations, totals = [], [], []
         for _ in range(args.runs):

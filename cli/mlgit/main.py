@@ -10,7 +10,20 @@ import typer
 from typer.core import TyperGroup, TyperOption
 
 from mlgit import __version__
-from mlgit.commands import build, cluster, init, manifests, policy, promote, render, sample, schema, serve, validate
+from mlgit.commands import (
+    build,
+    cluster,
+    init,
+    manifests,
+    policy,
+    promote,
+    render,
+    sample,
+    schema,
+    serve,
+    smoke,
+    validate,
+)
 from mlgit.errors import MlgitError
 
 
@@ -82,6 +95,7 @@ app.command("render")(render.render)
 app.command("schema")(schema.schema)
 app.command("serve")(serve.serve)
 app.command("build")(build.build)
+app.command("smoke")(smoke.smoke)
 app.command("deploy")(cluster.deploy)
 app.command("destroy")(cluster.destroy)
 app.command("status")(cluster.status)

@@ -15,7 +15,7 @@ import pytest
 from mlgit.config.load import load_project
 from mlgit.policy.check import run_check
 from mlgit.policy.engine import PolicySet
-from mlgit.policy.inputs import environment_names, environment_target, pipeline_target
+from mlgit.policy.inputs import environment_input, environment_names, pipeline_input
 from mlgit.policy.settings import PlatformSettings
 from tests.conftest import EXAMPLES
 from tests.policy import environments
@@ -64,9 +64,8 @@ def test_planted_in_fixture_pipeline(policies: PolicySet, plant: Plant) -> None:
 @needs_kubectl
 def test_planted_in_generated_manifests(policies: PolicySet, iris: Path) -> None:
     project = load_project(iris)
-    generated = environment_target(project, "prod", _image(iris)).document
-    pipeline, _ = pipeline_target(project)
-    assert pipeline is not None
+    generated = environment_input(project, "prod", _image(iris)).document
+    pipeline, _ = pipeline_input(project)
     cases: list[tuple[Plant, dict[str, Any]]] = [(p, generated) for p in PLANTS]
     cases += [(p, pipeline.document) for p in PIPELINE_PLANTS]
     missed = {}

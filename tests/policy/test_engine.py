@@ -1,4 +1,4 @@
-"""The regopy wrapper and the Python halves of the check: errors, results, extends, waivers, sizes."""
+"""The regopy wrapper and the Python halves of the check: errors, results, extends, waivers."""
 
 from __future__ import annotations
 
@@ -7,12 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from mlgit.config.load import load_project
 from mlgit.config.schema import Waiver
 from mlgit.errors import MlgitError
 from mlgit.policy import waivers
 from mlgit.policy.engine import PolicySet
-from mlgit.policy.inputs import largest_input_bytes
 from mlgit.policy.pipeline import resolve_extends
 
 
@@ -92,9 +90,3 @@ def test_waiver_matching() -> None:
     assert waivers.matches(scoped, "MLGIT-SEC-001", "staging", deployment)
     assert not waivers.expired(waiver, dt.date(2030, 1, 1))
     assert waivers.expired(waiver, dt.date(2030, 1, 2))
-
-
-def test_largest_input_is_a_full_batch(model_repo: Path) -> None:
-    project = load_project(model_repo)
-    # linear model: FP32 [-1, 4], default max_batch_size 32
-    assert largest_input_bytes(project) == 32 * 4 * 4

@@ -29,7 +29,7 @@ from ruamel.yaml import YAML
 
 from mlgit.config.load import load_project
 from mlgit.policy.engine import PolicySet
-from mlgit.policy.inputs import environment_names, environment_target, pipeline_target
+from mlgit.policy.inputs import environment_input, environment_names, pipeline_input
 from mlgit.policy.metadata import rule_severity
 from mlgit.resources import shipped_dir
 from mlgit.scaffold import InitOptions, init_repository
@@ -105,13 +105,12 @@ def _generated_corpus(repo: Path) -> Corpus:
     image = f"{project.config.image.repository}@{environments.DIGEST}"
     corpus = Corpus()
     for env in environment_names(project, None):
-        document = environment_target(project, env, image).document
+        document = environment_input(project, env, image).document
         if env == "prod":
             corpus.planted(document, PLANTS, "generated", env)
         else:
             corpus.add(document, "generated", env, failing=False)
-    pipeline, _ = pipeline_target(project)
-    assert pipeline is not None
+    pipeline, _ = pipeline_input(project)
     corpus.planted(pipeline.document, PIPELINE_PLANTS, "generated", "pipeline")
     return corpus
 

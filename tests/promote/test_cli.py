@@ -185,19 +185,39 @@ def test_policy_violation_exits_3(remote: Remote) -> None:
     assert remote.branch(BRANCH) is None
 
 
-def test_manifest_diff_of_the_merge_request_pipeline(remote: Remote, capsys: pytest.CaptureFixture[str]) -> None:
+def manifests_diff(remote: Remote, *args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, ["manifests", "diff", *args, str(remote.repo)])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_manifest_diff_of_the_merge_request_pipeline(remote: Remote) -> None:
     from mlgit.manifests.pins import write_pin
-    from mlgit.promote.diff import main
 
     base = git("rev-parse", "HEAD", cwd=remote.repo)
-    assert main(["--env", "staging", "--base", base, str(remote.repo)]) == 0
-    assert capsys.readouterr().out == "the rendered manifests of staging do not change\n"
+    assert manifests_diff(remote, "--env", "staging", "--base", base)[:2] == (
+        0, "the rendered manifests of staging do not change\n"
+    )  # fmt: skip
     write_pin(remote.repo, "staging", IMAGE_A)
     output = remote.repo.parent / "staging.diff"
-    assert main(["--env", "staging", "--base", base, "--output", str(output), str(remote.repo)]) == 0
-    assert f"+        image: {IMAGE_A}" in output.read_text(encoding="utf-8")
-    assert main(["--env", "qa", "--base", base, str(remote.repo)]) == 1
-    assert "unknown environment 'qa'" in capsys.readouterr().err
+    code, out, err = manifests_diff(remote, "--env", "staging", "--base", base, "--output", str(output))
+    assert code == 0, err
+    assert f"+        image: {IMAGE_A}" in out
+    assert output.read_text(encoding="utf-8") == out
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--env", "qa", "--base", "HEAD"], 1, "unknown environment 'qa'"),
+        (["--env", "staging", "--base", "no-such-commit"], 1, "could not find the base commit 'no-such-commit'"),
+        (["--env", "staging", "--base", ""], 1, "could not find the base commit ''"),
+        (["--env", "staging"], 2, "Missing option '--base'"),
+    ],
+)
+def test_manifest_diff_errors(remote: Remote, args: list[str], code: int, message: str) -> None:
+    result = manifests_diff(remote, *args)
+    assert result[0] == code
+    assert message in " ".join(result[2].split()) and "Traceback" not in result[2]
 
 
 def test_in_ci_the_push_uses_the_api_token_not_the_job_token() -> None:

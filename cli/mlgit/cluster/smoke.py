@@ -1,10 +1,12 @@
-"""The post-deploy smoke check: the model reports ready, and the sample request gets the expected answer.
+"""The smoke check: the model reports ready, and the sample request gets the expected answer.
 
-The request reaches a pod through a port-forward opened by the kubernetes client (the API server and
-kubelet tunnel it into the pod's own network namespace). Unlike the API server's service proxy, that
-path is not blocked by the NetworkPolicy mlgit renders, which admits only the ingress controller's
-namespaces; it needs RBAC `create` on `pods/portforward`. `deploy --skip-smoke` (or MLGIT_DEPLOY_SKIP_SMOKE=1)
-leaves the check out.
+Two endpoints carry the same check. After `mlgit deploy` the request reaches a pod through a
+port-forward opened by the kubernetes client (the API server and kubelet tunnel it into the pod's own
+network namespace). Unlike the API server's service proxy, that path is not blocked by the
+NetworkPolicy mlgit renders, which admits only the ingress controller's namespaces; it needs RBAC
+`create` on `pods/portforward`. `deploy --skip-smoke` (or MLGIT_DEPLOY_SKIP_SMOKE=1) leaves the check
+out. In the pipeline's image-smoke job, `mlgit smoke --url` reaches the freshly built image, started as
+the job's service container, over plain HTTP.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import httpx
 from kubernetes import client
 from kubernetes.stream import portforward
 
@@ -25,7 +28,7 @@ from mlgit.cluster.client import Cluster, api_errors
 from mlgit.cluster.objects import pod_selector
 from mlgit.config.load import Project
 from mlgit.errors import MlgitError
-from mlgit.samples import compare_outputs, from_oip
+from mlgit.samples.tensors import compare_outputs, from_oip
 
 READY_TIMEOUT = 60.0
 
@@ -87,6 +90,28 @@ class PortForwardEndpoint:
             return response.status, json.loads(raw or b"null")
         except ValueError:
             return response.status, raw.decode(errors="replace")
+
+
+class HttpEndpoint:
+    """An OIP v2 server at a URL. A refused or dropped connection reads as status 0, so the readiness
+    poll keeps waiting while the service container is still starting."""
+
+    def __init__(self, url: str) -> None:
+        # No proxy: the service container is on the runner's own network, never behind HTTP(S)_PROXY.
+        self.client = httpx.Client(base_url=url, timeout=60, trust_env=False)
+
+    def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+        try:
+            response = self.client.request(method, path, json=body)
+        except httpx.TransportError as exc:
+            return 0, f"{type(exc).__name__}: {exc}"
+        try:
+            return response.status_code, response.json()
+        except ValueError:
+            return response.status_code, response.text
+
+    def close(self) -> None:
+        self.client.close()
 
 
 def _ready_pod(cluster: Cluster, deployment: dict[str, Any]) -> str:
@@ -153,3 +178,12 @@ def smoke_check(endpoint: Endpoint, project: Project, ready_timeout: float = REA
             problems=problems,
         )
     return SmokeResult(f"model {name} is ready and answered the sample as expected", latency_ms)
+
+
+def smoke_url(project: Project, url: str, ready_timeout: float) -> SmokeResult:
+    """The smoke check against the server at `url`: in the pipeline, the built image as a service container."""
+    endpoint = HttpEndpoint(url)
+    try:
+        return smoke_check(endpoint, project, ready_timeout=ready_timeout)
+    finally:
+        endpoint.close()

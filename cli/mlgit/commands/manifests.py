@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from mlgit.commands.validate import DirArg
+from mlgit.commands.arguments import DirArg
 
 app = typer.Typer(no_args_is_help=True, help="Kubernetes manifests of the model repository (deploy/).")
 
@@ -30,3 +30,25 @@ def build(
     from mlgit.manifests.build import build_env_yaml
 
     typer.echo(build_env_yaml(load_project(directory), env, image=image, slug=slug), nl=False)
+
+
+@app.command("diff")
+def diff(
+    directory: Path = DirArg,
+    env: str = typer.Option(..., "--env", "-e", help="Environment whose pin the merge request changes."),
+    base: str = typer.Option(
+        ..., "--base", help="Commit to compare with, e.g. $CI_MERGE_REQUEST_DIFF_BASE_SHA (a ref or a SHA)."
+    ),
+    output: Path | None = typer.Option(None, "--output", help="Also write the diff to this file."),
+) -> None:
+    """Print how the environment's manifests change between its pin at --base and the pin in the working tree.
+
+    The promotion merge request's pipeline shows it; exit 0 whatever the diff, 1 on an error.
+    """
+    from mlgit.config.load import load_project
+    from mlgit.promote.diff import base_diff
+
+    text = base_diff(load_project(directory), env, base)
+    if output is not None:
+        output.write_text(text, encoding="utf-8")
+    typer.echo(text or f"the rendered manifests of {env} do not change\n", nl=False)

@@ -14,7 +14,7 @@ from mlgit.config.schema import PolicyConfig, Waiver
 from mlgit.errors import Location, MlgitError
 from mlgit.policy import waivers
 from mlgit.policy.engine import PolicySet
-from mlgit.policy.inputs import Target, environment_target, pipeline_target
+from mlgit.policy.inputs import PolicyInput, environment_input, pipeline_input
 from mlgit.policy.metadata import PolicyInfo, Severity
 from mlgit.policy.settings import POLICY_DIRS_ENV, WAIVER_MAX_DAYS_ENV, PlatformSettings
 from mlgit.resources import shipped_dir
@@ -128,19 +128,19 @@ def _finding(
 
 def evaluate(
     policies: PolicySet,
-    targets: list[Target],
+    inputs: list[PolicyInput],
     config: PolicyConfig,
     today: dt.date,
     platform: PlatformSettings,
 ) -> CheckResult:
-    """Evaluate every target with compiled `policies`; waivers (within `platform`'s limit) and `mode` applied."""
+    """Evaluate each input document with compiled `policies`; waivers (within `platform`'s limit) and `mode` applied."""
     started = time.perf_counter()
     findings = []
-    for target in targets:
-        for v in policies.evaluate(target.document):
-            finding = _finding(target.name, v.policy, v.severity, v.message, v.resource, config, today, platform)
+    for item in inputs:
+        for v in policies.evaluate(item.document):
+            finding = _finding(item.name, v.policy, v.severity, v.message, v.resource, config, today, platform)
             findings.append(finding)
-    result = CheckResult([t.name for t in targets], policies.policies, findings)
+    result = CheckResult([i.name for i in inputs], policies.policies, findings)
     result.evaluate_seconds = time.perf_counter() - started
     used = {id(f.waiver) for f in findings if f.waiver is not None}
     for waiver in config.waivers:
@@ -155,11 +155,11 @@ def evaluate(
     return result
 
 
-def save_inputs(targets: list[Target], folder: Path) -> None:
-    """Write each input document as <target>.json: what `conftest test` or `opa eval` read."""
+def save_inputs(inputs: list[PolicyInput], folder: Path) -> None:
+    """Write each input document as <name>.json: what `conftest test` or `opa eval` read."""
     folder.mkdir(parents=True, exist_ok=True)
-    for target in targets:
-        (folder / f"{target.name}.json").write_text(json.dumps(target.document, indent=2) + "\n", encoding="utf-8")
+    for item in inputs:
+        (folder / f"{item.name}.json").write_text(json.dumps(item.document, indent=2) + "\n", encoding="utf-8")
 
 
 def run_check(
@@ -176,14 +176,14 @@ def run_check(
     started = time.perf_counter()
     policies = PolicySet(policy_dirs(project, platform))
     compile_seconds = time.perf_counter() - started
-    targets = [environment_target(project, env, image) for env in environments]
+    inputs = [environment_input(project, env, image) for env in environments]
     notes = []
     if pipeline:
-        target, notes = pipeline_target(project)
-        targets += [target] if target else []
+        document, notes = pipeline_input(project)
+        inputs.append(document)
     if inputs_dir is not None:
-        save_inputs(targets, inputs_dir)
-    result = evaluate(policies, targets, project.config.policy, today, platform)
+        save_inputs(inputs, inputs_dir)
+    result = evaluate(policies, inputs, project.config.policy, today, platform)
     result.notes[:0] = notes
     result.compile_seconds = compile_seconds
     return result

@@ -1,4 +1,4 @@
-"""The image-smoke job's check against a real HTTP server standing in for the model image."""
+"""`mlgit smoke`, the image-smoke job's check, against a real HTTP server standing in for the model image."""
 
 from __future__ import annotations
 
@@ -10,9 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from mlgit.cluster.smoke import HttpEndpoint
 from mlgit.config.load import load_project
-from mlgit.pipelines.smoke import HttpEndpoint, main
+from mlgit.main import app
+
+runner = CliRunner()
 
 
 def _server(answer: dict[str, Any], model: str) -> ThreadingHTTPServer:
@@ -58,13 +62,29 @@ def serve(model_repo: Path) -> Iterator[Any]:
 
 def test_a_server_answering_the_sample_passes(model_repo: Path, serve: Any) -> None:
     expected = load_project(model_repo).sample["expected_outputs"]
-    assert main(["--url", serve(expected), str(model_repo)]) == 0
+    result = runner.invoke(app, ["smoke", "--url", serve(expected), str(model_repo)])
+    assert result.exit_code == 0, result.output
+    assert "model linear is ready and answered the sample as expected" in result.stdout
 
 
-def test_a_wrong_answer_fails(model_repo: Path, serve: Any, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_wrong_answer_exits_1(model_repo: Path, serve: Any) -> None:
     wrong = [dict(t, data=[v + 1 for v in t["data"]]) for t in load_project(model_repo).sample["expected_outputs"]]
-    assert main(["--url", serve(wrong), str(model_repo)]) == 1
-    assert "answered the sample differently" in capsys.readouterr().err
+    result = runner.invoke(app, ["smoke", "--url", serve(wrong), str(model_repo)])
+    assert result.exit_code == 1
+    assert "answered the sample differently" in result.stderr and "Traceback" not in result.output
+
+
+def test_no_server_exits_1_after_the_timeout(model_repo: Path) -> None:
+    result = runner.invoke(app, ["smoke", "--url", "http://127.0.0.1:9", "--timeout", "1", str(model_repo)])
+    assert result.exit_code == 1
+    assert "not ready after 1s" in result.stderr
+
+
+@pytest.mark.parametrize("args", [["--url", "model:8080"], ["--url", "ftp://model"], []])
+def test_a_missing_or_malformed_url_is_a_usage_error(model_repo: Path, args: list[str]) -> None:
+    result = runner.invoke(app, ["smoke", *args, str(model_repo)])
+    assert result.exit_code == 2
+    assert "--url" in result.output
 
 
 def test_a_refused_connection_reads_as_not_ready_yet() -> None:
