@@ -13,15 +13,15 @@ from rich.markup import escape
 from mlgit.cluster import apply, diff, rollback, rollout
 from mlgit.cluster.client import Cluster, connect
 from mlgit.cluster.diagnose import diagnose
-from mlgit.cluster.objects import Obj, describe, key, url_of
+from mlgit.cluster.objects import Obj, describe, key
 from mlgit.cluster.smoke import Endpoint, SmokeResult, smoke_check
-from mlgit.cluster.target import Target
 from mlgit.config.load import Project
 from mlgit.console import err, out
 from mlgit.errors import MlgitError
 from mlgit.files import write_atomic
 from mlgit.manifests.build import build_env
 from mlgit.manifests.pins import read_pin
+from mlgit.targets import Target
 
 EndpointFactory = Callable[[Cluster, dict[str, Any]], AbstractContextManager[Endpoint]]
 
@@ -45,19 +45,15 @@ def pinned_image(project: Project, target: Target, image: str | None) -> str:
         image = read_pin(project.root, target.env)
         if image is None:
             raise MlgitError(
-                f"no image is pinned for environment {target.name} in git",
+                f"no image is pinned for environment {target.display_name} in git",
                 "pass --image REGISTRY/PATH@sha256:DIGEST (the build job prints it)",
             )
     if "@sha256:" not in image and target.tier in ("production", "staging"):
         raise MlgitError(
-            f"{target.tier} environment {target.name} deploys only digest-pinned images, not {image!r}",
+            f"{target.tier} environment {target.display_name} deploys only digest-pinned images, not {image!r}",
             "use REF@sha256:DIGEST so that what was tested is exactly what runs",
         )
     return image
-
-
-def render(project: Project, target: Target, image: str) -> list[Obj]:
-    return build_env(project, target.env, image=image, slug=target.slug)
 
 
 def _dry_run(cluster: Cluster, target: Target, objects: list[Obj], force_conflicts: bool) -> None:
@@ -75,7 +71,7 @@ def _dry_run(cluster: Cluster, target: Target, objects: list[Obj], force_conflic
     for k in stale:
         out.print(f"{escape(describe(k))} would be pruned")
     if not plan.diffs and not stale:
-        out.print(f"{target.name}: no changes")
+        out.print(f"{target.display_name}: no changes")
 
 
 @dataclass(frozen=True)
@@ -141,12 +137,12 @@ def _report(changes: list[apply.Change]) -> None:
 def _report_pruned(pruned: list[apply.Change], applied: list[apply.Change], target: Target, image: str) -> None:
     _report(pruned)
     if not pruned and all(c.action == "unchanged" for c in applied):
-        out.print(f"{target.name}: unchanged ({len(applied)} objects, image {image})")
+        out.print(f"{target.display_name}: unchanged ({len(applied)} objects, image {image})")
 
 
 def deploy(project: Project, target: Target, options: DeployOptions) -> None:
     image = pinned_image(project, target, options.image)
-    objects = render(project, target, image)
+    objects = build_env(project, target.env, image=image, slug=target.slug)
     cluster = connect(target.context, target.context_setting)
     objects = apply.place(cluster, target, objects)
     if options.dry_run:
@@ -181,5 +177,5 @@ def deploy(project: Project, target: Target, options: DeployOptions) -> None:
         raise _fail(cluster, target, options, attempt, failure) from None
     # Only now: a failed rollout rolls back to a revision whose objects must still exist.
     _report_pruned(apply.prune(cluster, target, objects), changes, target, image)
-    where = url_of(objects) or f"service in namespace {target.namespace} (no public route)"
-    out.print(f"[green]deployed[/] {target.name}: {where}")
+    where = target.url or f"service in namespace {target.namespace} (no public route)"
+    out.print(f"[green]deployed[/] {target.display_name}: {where}")

@@ -5,7 +5,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from mlgit.commands.validate import DirArg
+from mlgit.commands.arguments import DirArg
 from mlgit.errors import ExitCode, MlgitError
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import typer
 
-from mlgit.commands.validate import DirArg
+from mlgit.commands.arguments import DirArg
 from mlgit.errors import MlgitError
 
 # The cluster modules import the kubernetes client (0.5 s): imported inside each command, so that
@@ -74,15 +74,15 @@ def deploy(
     directory: Path = DirArg,
 ) -> None:
     """Apply an environment (server-side apply, prune), wait for the rollout, smoke-check it, print the URL."""
+    from mlgit import targets
     from mlgit.cluster import smoke
     from mlgit.cluster.deploy import DeployOptions
     from mlgit.cluster.deploy import deploy as run_deploy
-    from mlgit.cluster.target import resolve
     from mlgit.config.load import load_project
 
     skipped_by = smoke_skipped_by(skip_smoke)
     project = load_project(directory)
-    target = resolve(project, env, slug, context)
+    target = targets.target(project.config, env, slug, context=context)
     options = DeployOptions(
         image=image,
         timeout=timeout,
@@ -108,26 +108,27 @@ def destroy(
     """Delete this model's objects in one environment (and its TLS secret); other apps are untouched."""
     from rich.markup import escape
 
+    from mlgit import targets
     from mlgit.cluster.client import connect
     from mlgit.cluster.destroy import destroy as run_destroy
-    from mlgit.cluster.target import resolve
     from mlgit.config.load import load_project
     from mlgit.console import out
 
     project = load_project(directory)
-    target = resolve(project, env, slug, context)
+    target = targets.target(project.config, env, slug, context=context)
     if target.production and not yes:
-        question = f"Delete {project.config.name} from production environment {target.name} ({target.namespace})?"
+        where = f"production environment {target.display_name} ({target.namespace})"
+        question = f"Delete {project.config.name} from {where}?"
         if not sys.stdin.isatty() or not typer.confirm(question, err=True):
             raise MlgitError(
-                f"{target.name} is a production environment: not destroyed",
+                f"{target.display_name} is a production environment: not destroyed",
                 f"confirm with `mlgit destroy --env {env} --yes`",
             )
     changes = run_destroy(connect(target.context, target.context_setting), target, timeout)
     for change in changes:
         out.print(escape(str(change)))
     if not changes:
-        out.print(f"{target.name}: nothing to destroy (already gone)")
+        out.print(f"{target.display_name}: nothing to destroy (already gone)")
 
 
 def status(
@@ -136,9 +137,9 @@ def status(
     directory: Path = DirArg,
 ) -> None:
     """Per environment: desired vs running digest, replicas, URL, certificate, last rollout."""
+    from mlgit import targets
     from mlgit.cluster.client import connect
     from mlgit.cluster.status import environment_status
-    from mlgit.cluster.target import resolve
     from mlgit.config.load import load_project
     from mlgit.console import out
     from mlgit.manifests.pins import read_pin
@@ -146,7 +147,7 @@ def status(
     project = load_project(directory)
     records = []
     for name in [env] if env else list(project.config.environments):
-        target = resolve(project, name)
+        target = targets.target(project.config, name)
         try:
             records.append(
                 environment_status(
@@ -154,7 +155,7 @@ def status(
                 )
             )
         except MlgitError as exc:  # one unreachable cluster must not hide the other environments
-            records.append({"environment": target.name, "namespace": target.namespace, "error": exc.message})
+            records.append({"environment": target.display_name, "namespace": target.namespace, "error": exc.message})
     if as_json:
         out.print_json(json.dumps(records))
     else:
@@ -202,21 +203,22 @@ def rollback(
     """Roll the Deployment back to an earlier revision (like `kubectl rollout undo`) and wait for it."""
     from rich.markup import escape
 
+    from mlgit import targets
     from mlgit.cluster import rollback as rollbacks
     from mlgit.cluster import rollout
     from mlgit.cluster.client import connect
-    from mlgit.cluster.target import resolve
     from mlgit.config.load import load_project
     from mlgit.console import err, out
 
     project = load_project(directory)
-    target = resolve(project, env, slug, context)
+    target = targets.target(project.config, env, slug, context=context)
     cluster = connect(target.context, target.context_setting)
     deployments = cluster.list("apps/v1", "Deployment", target.namespace, target.selector)
     deployment = deployments[0] if deployments else None
     if deployment is None:
-        raise MlgitError(f"{project.config.name} is not deployed in {target.name} (namespace {target.namespace})")
+        where = f"{target.display_name} (namespace {target.namespace})"
+        raise MlgitError(f"{project.config.name} is not deployed in {where}")
     to = rollbacks.rollback(cluster, deployment, revision)
     err.print(f"rolling back deployment/{escape(deployment['metadata']['name'])} to revision {to}")
     rollout.wait_for_rollout(cluster, target.namespace, deployment["metadata"]["name"], timeout)
-    out.print(f"[green]rolled back[/] {target.name} to revision {to}")
+    out.print(f"[green]rolled back[/] {target.display_name} to revision {to}")

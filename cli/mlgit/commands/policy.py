@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from mlgit.commands.validate import DirArg
+from mlgit.commands.arguments import DirArg
 from mlgit.errors import ExitCode, MlgitError
 from mlgit.policy.formats import Format
 

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from mlgit.commands.validate import DirArg
+from mlgit.commands.arguments import DirArg
 
 if TYPE_CHECKING:  # imported when run: `mlgit --help` stays fast
     from mlgit.render import Drift

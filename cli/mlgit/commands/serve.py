@@ -4,7 +4,7 @@ from pathlib import Path
 
 import typer
 
-from mlgit.commands.validate import DirArg
+from mlgit.commands.arguments import DirArg
 
 
 def serve(

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import typer
 
-DirArg = typer.Argument(Path("."), help="Model repository (the folder holding mlgit.yaml).")
+from mlgit.commands.arguments import DirArg
 
 
 def validate(
@@ -21,7 +21,7 @@ def validate(
     from mlgit.config.load import load_project
     from mlgit.console import out
     from mlgit.errors import MlgitError
-    from mlgit.samples import check_answers
+    from mlgit.samples.tensors import check_answers
 
     try:
         project = load_project(directory)
