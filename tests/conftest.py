@@ -12,7 +12,7 @@ import pytest
 from tests.golden import GoldenFiles
 from tests.onnx_models import write_linear_model
 
-pytest_plugins = ["tests.fixtures_integration"]
+pytest_plugins = ["tests.fixtures_integration", "tests.build.fixtures", "tests.manifests.fixtures"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted(p.name for p in (REPO_ROOT / "examples").iterdir() if (p / "mlgit.yaml").is_file())

@@ -27,7 +27,7 @@ from mlgit.runtime_settings import RUNTIME_SETTINGS, runtime_settings_dict
 from mlgit_serving.model_settings import BatchingSettings, ModelSettings, ProviderSpec, TensorSpec, ThreadSettings
 from mlgit_serving.repository import read_settings
 from tests.conftest import REPO_ROOT
-from tests.manifests.cases import CASES, make_case
+from tests.manifests.cases import CASES
 
 CONTRACT = REPO_ROOT / "serving_runtime" / "mlgit_serving" / "model_settings.py"
 CLI_LINK = REPO_ROOT / "cli" / "mlgit" / "model_settings.py"
@@ -50,18 +50,6 @@ def differences(first: object, second: object) -> dict[str, tuple[object, object
     a, b = leaves(first), leaves(second)
     pairs = {path: (a.get(path, ABSENT), b.get(path, ABSENT)) for path in dict.fromkeys([*a, *b])}
     return {path: pair for path, pair in pairs.items() if pair[0] != pair[1]}
-
-
-@pytest.fixture(scope="module")
-def case_root(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
-    made: dict[str, Path] = {}
-
-    def get(case: str) -> Path:
-        if case not in made:
-            made[case] = make_case(case, tmp_path_factory.mktemp(case))
-        return made[case]
-
-    return get
 
 
 def test_cli_and_runtime_share_one_file() -> None:
@@ -88,10 +76,10 @@ def test_the_contract_imports_nothing_either_side_may_lack() -> None:
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_what_the_cli_writes_loads_in_the_runtime_as_written(case: str, case_root: Callable[[str], Path]) -> None:
+def test_what_the_cli_writes_loads_in_the_runtime_as_written(case: str, case_repo: Callable[[str], Path]) -> None:
     """Both files the runtime may read (the image's copy and the ConfigMap mounted over it) load through the
     runtime's own loader into exactly what they say, every field given: no runtime default decides anything."""
-    root = case_root(case)
+    root = case_repo(case)
     project = load_project(root)
     for written in (root / RUNTIME_SETTINGS, root / DEPLOY / "base" / RUNTIME_SETTINGS):
         raw = json.loads(written.read_text(encoding="utf-8"))

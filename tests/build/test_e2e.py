@@ -21,7 +21,7 @@ import tritonclient.http as triton
 from mlgit.build.run import RUN_AS, Published, start_container, stop_container, wait_ready
 from mlgit.config.load import load_project
 from mlgit.samples.tensors import OIP_TO_NUMPY, compare_outputs
-from tests.build.conftest import mlgit
+from tests.build.fixtures import mlgit
 from tests.conftest import default_sigint, free_port
 from tests.fixtures_integration import registry_manifest_digest
 

@@ -13,7 +13,7 @@ import pytest
 from mlgit.build.run import Published, start_container, wait_ready
 from mlgit.config.load import load_project
 from mlgit.samples.tensors import compare_outputs, from_oip
-from tests.build.conftest import mlgit_ok
+from tests.build.fixtures import mlgit_ok
 from tests.conftest import free_port
 from tests.onnx_models import write_external_data_model
 

@@ -29,10 +29,8 @@ import yaml
 from typer.testing import CliRunner, Result
 
 from mlgit.main import app
-from tests.build.conftest import cpu_runtime_image, example  # noqa: F401  # the end-to-end test builds images
 from tests.cluster.kube import Kube, kwok_pod_address, wait_for
 from tests.fixtures_integration import unavailable
-from tests.manifests.conftest import built, case_repo  # noqa: F401  # every case, dry-run on the server
 
 DIGEST = "sha256:" + "1" * 64
 DIGEST2 = "sha256:" + "2" * 64

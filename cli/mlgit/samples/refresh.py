@@ -15,9 +15,8 @@ from typing import Any
 import numpy as np
 
 from mlgit.config.load import Project
-from mlgit.errors import Location, MlgitError
 from mlgit.files import write_atomic
-from mlgit.samples.tensors import FLOAT_TYPES, answer, from_oip, to_oip
+from mlgit.samples.tensors import FLOAT_TYPES, from_oip, run_sample, to_oip
 
 KEY = "expected_outputs"
 _SHOWN = 6  # values shown of an exact (integer, boolean, string) output that changed
@@ -130,14 +129,7 @@ def plan_refresh(project: Project) -> Refresh:
     """
     cfg = project.config.model.sample
     path = project.root / cfg.path
-    try:
-        outputs = answer(project.root / project.config.model.path, project.sample["inputs"])
-    except ValueError as exc:
-        raise MlgitError(
-            f"onnxruntime cannot run the sample request: {exc}",
-            "fix the sample's inputs so that the model runs on them",
-            location=Location(path),
-        ) from None
+    outputs = run_sample(project)
     old = {t["name"]: t for t in project.sample.get(KEY, [])}
     names = list(old) or list(outputs)
     datatypes = {t.name: t.datatype for t in project.model.signature.outputs}

@@ -113,18 +113,23 @@ def compare_outputs(
     return problems
 
 
-def check_answers(project: Project) -> None:
-    """Run the sample request as the serving runtime would (onnxruntime, CPU) and compare its expected outputs."""
-    sample_cfg = project.config.model.sample
-    sample_path = project.root / sample_cfg.path
+def run_sample(project: Project) -> dict[str, np.ndarray]:
+    """The model's answer to the sample request, run as the serving runtime would (onnxruntime, CPU)."""
     try:
-        outputs = answer(project.root / project.config.model.path, project.sample["inputs"])
+        return answer(project.root / project.config.model.path, project.sample["inputs"])
     except ValueError as exc:
         raise MlgitError(
             f"onnxruntime cannot run the sample request: {exc}",
             "fix the sample's inputs so that the model runs on them",
-            location=Location(sample_path),
+            location=Location(project.root / project.config.model.sample.path),
         ) from None
+
+
+def check_answers(project: Project) -> None:
+    """Run the sample request as the serving runtime would and compare with its expected outputs."""
+    sample_cfg = project.config.model.sample
+    sample_path = project.root / sample_cfg.path
+    outputs = run_sample(project)
     problems = compare_outputs(project.sample.get("expected_outputs", []), outputs, sample_cfg.rtol, sample_cfg.atol)
     if problems:
         raise MlgitError(

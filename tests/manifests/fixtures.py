@@ -1,4 +1,5 @@
-"""Each case is created, rendered and built once per session: kustomize runs take 0.1-0.5 s each."""
+"""Session fixtures of the manifest cases (a pytest plugin, tests/conftest.py): each case is created, rendered
+and built once per session: kustomize runs take 0.1-0.5 s each."""
 
 from __future__ import annotations
 

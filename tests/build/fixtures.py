@@ -1,4 +1,5 @@
-"""Session fixtures for real image builds: each runtime image is built once per session (BuildKit's cache
+"""Session fixtures for real image builds (a pytest plugin, tests/conftest.py, so that the cluster tests' end
+to end build can use them too): each runtime image is built once per session (BuildKit's cache
 makes a rebuild with nothing changed take seconds), the iris model image once, pushed to the local registry."""
 
 from __future__ import annotations
