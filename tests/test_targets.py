@@ -12,7 +12,7 @@ import yaml
 from mlgit.cluster.client import _choose
 from mlgit.config.schema import MlgitConfig
 from mlgit.errors import MlgitError
-from mlgit.targets import CI_SLUG, REVIEW, known_targets, target
+from mlgit.targets import CI_SLUG, REVIEW, known_targets, pipeline_review_target, target
 
 
 def _config(**extra: Any) -> MlgitConfig:
@@ -57,7 +57,7 @@ def test_the_review_overlay_has_no_slug_and_so_no_host() -> None:
 
 
 def test_the_pipeline_names_the_review_app_by_gitlabs_slug_variable() -> None:
-    assert target(_config(), REVIEW, CI_SLUG).url == "https://$CI_ENVIRONMENT_SLUG.m.review.models.acme.io"
+    assert pipeline_review_target(_config()).url == "https://$CI_ENVIRONMENT_SLUG.m.review.models.acme.io"
 
 
 @pytest.mark.parametrize(
@@ -93,6 +93,7 @@ def test_tier_comes_from_the_environment_and_review_apps_are_development() -> No
         ("dev", "x", "--slug is for review apps only"),
         (REVIEW, None, "needs its branch slug"),
         (REVIEW, "Not_A_Label", "not a DNS label"),
+        (REVIEW, CI_SLUG, "not a DNS label"),  # only the pipeline renderer names GitLab's variable
         (REVIEW, "x" * 60, "too long for model 'm'"),
     ],
 )
@@ -104,8 +105,9 @@ def test_what_names_no_target_is_refused(env: str, slug: str | None, message: st
 def test_review_is_unknown_when_review_apps_are_off() -> None:
     config = _config(review={"enabled": False})
     assert known_targets(config) == ["dev", "staging", "prod"]
-    with pytest.raises(MlgitError, match="unknown environment 'review'"):
+    with pytest.raises(MlgitError, match="unknown environment 'review'") as refused:
         target(config, REVIEW, "x")
+    assert "and review" not in (refused.value.hint or "")
 
 
 def test_context_is_the_flag_then_mlgit_yaml_then_the_kubeconfig(tmp_path: Path) -> None:

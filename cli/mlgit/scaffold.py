@@ -200,6 +200,10 @@ def _git_commit(target: Path) -> None:
 def _move_into_place(staging: Path, target: Path) -> list[str]:
     """Move the staged repository to `target`; return the user's files that were kept instead."""
     if not target.exists():
+        # mkdtemp made the staging folder private (0700): the repository gets a folder's usual mode.
+        umask = os.umask(0)
+        os.umask(umask)
+        staging.chmod(0o777 & ~umask)
         staging.rename(target)
         return []
     # Into an existing directory (empty, or --force): file by file, so the directory itself (maybe the

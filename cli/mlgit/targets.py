@@ -102,7 +102,7 @@ class Target:
         paths append as `$URL/v2/...`; None without exposure, or before a review app has a slug."""
         if self.exposure.kind == "none" or self.host is None:
             return None
-        return f"{'https' if self.tls.enabled else 'http'}://{self.host}"
+        return url(self.host, https=self.tls.enabled)
 
     @property
     def tls_secret(self) -> str:
@@ -129,6 +129,11 @@ class Target:
         return [*given, *([exposure.gateway.namespace] if exposure.gateway.namespace not in given else [])]
 
 
+def url(host: str, *, https: bool) -> str:
+    """The one URL form: no trailing slash, so that API paths append as `$URL/v2/...`."""
+    return f"{'https' if https else 'http'}://{host}"
+
+
 def known_targets(config: MlgitConfig) -> list[str]:
     """The environments of mlgit.yaml, and review when review apps are enabled."""
     return [*config.environments, *([REVIEW] if config.review.enabled else [])]
@@ -144,9 +149,10 @@ def target(
     it review needs a slug.
     """
     if env not in known_targets(config):
+        review_apps = ", and review" if config.review.enabled else ""
         raise MlgitError(
             f"unknown environment {env!r}",
-            f"choose one of: {', '.join(known_targets(config))} (environments of mlgit.yaml, and review)",
+            f"choose one of: {', '.join(known_targets(config))} (environments of mlgit.yaml{review_apps})",
         )
     if env != REVIEW:
         if slug is not None:
@@ -171,15 +177,25 @@ def target(
             replicas=cfg.replicas,
             autoscaling=cfg.autoscaling if cfg.autoscaling.enabled else None,
         )
-    review = config.review
-    assert review.namespace and review.exposure and review.tls  # resolved by MlgitConfig
     if slug is None and not overlay:
         raise MlgitError(
             "a review app needs its branch slug: --env review needs --slug SLUG",
             "pass the merge request's $CI_ENVIRONMENT_SLUG",
         )
-    if slug is not None and slug != CI_SLUG:
+    if slug is not None:
         _check_slug(config, slug)
+    return _review(config, slug, context)
+
+
+def pipeline_review_target(config: MlgitConfig) -> Target:
+    """The review app as .gitlab-ci.yml names it: its slug is GitLab's `$CI_ENVIRONMENT_SLUG`, expanded
+    by GitLab at run time (environment:url). Never from user input: `target` checks every given slug."""
+    return _review(config, CI_SLUG, None)
+
+
+def _review(config: MlgitConfig, slug: str | None, context: str | None) -> Target:
+    review = config.review
+    assert review.namespace and review.exposure and review.tls  # resolved by MlgitConfig
     suffix = f"-{slug}" if slug else ""
     return Target(
         model=config.name,

@@ -4,6 +4,7 @@ real port-forward (API server -> kwok's kubelet endpoint -> the model served by 
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -262,3 +263,7 @@ def test_deploy_creates_the_namespace_only_when_configured(
     deployment = kube.get("deployment", f"{name}-feat-x", f"{name}-review")
     assert deployment is not None
     assert deployment["metadata"]["labels"]["mlgit.dev/environment"] == "review-feat-x"
+    status = mlgit("status", "--env", "review", "--slug", "feat-x", "--json")
+    assert status.exit_code == 0, status.output
+    (record,) = json.loads(status.stdout)
+    assert record["deployed"] is True and record["url"] == f"https://feat-x.{name}.review.models.example.com"

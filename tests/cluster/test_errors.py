@@ -184,3 +184,20 @@ def test_no_credentials_at_all(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, 
     result = mlgit("destroy", "--env", "dev")
     assert result.exit_code == 1
     assert "no Kubernetes credentials" in flat(result.stderr)
+
+
+def test_a_kubeconfig_list_with_a_missing_file_is_read_as_kubectl_reads_it(
+    name: str,
+    namespace: str,
+    cluster_kubeconfig: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    mlgit: Callable[..., Result],
+) -> None:
+    monkeypatch.setenv("KUBECONFIG", f"{tmp_path / 'absent'}:{cluster_kubeconfig}")
+    dry_run = mlgit("deploy", "--env", "dev", "--image", image(name), "--dry-run")
+    assert dry_run.exit_code == 0, dry_run.output
+    monkeypatch.setenv("KUBECONFIG", f"{tmp_path / 'absent'}:{tmp_path / 'gone'}")
+    missing = mlgit("deploy", "--env", "dev", "--image", image(name), "--dry-run")
+    assert missing.exit_code == 1 and "no kubeconfig file exists among" in flat(missing.stderr)
+    assert "Traceback" not in missing.output

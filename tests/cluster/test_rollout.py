@@ -130,3 +130,8 @@ def test_status_compares_the_pinned_digest_with_what_runs(
     assert records["prod"] == {**records["prod"], "deployed": False, "namespace": f"{name}-prod"}
     table = mlgit("status", "--env", "dev")
     assert table.exit_code == 0 and "complete" in table.stdout
+    # status reports what runs: a host changed in mlgit.yaml but not deployed is not the URL served.
+    moved = {"dev": {"host": f"{name}-moved.models.example.com"}, "staging": {}, "prod": {}}
+    update_config(model_repo, {"environments": moved})
+    (again,) = json.loads(mlgit("status", "--env", "dev", "--json").stdout)
+    assert again["url"] == f"https://{name}.dev.models.example.com"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -236,3 +237,17 @@ def test_init_with_a_missing_model_names_the_flag_not_mlgit_yaml(tmp_path: Path)
     assert "--model" in result.output and "missing.onnx" in result.output and "not found" in result.output
     assert "mlgit.yaml" not in result.output
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("source", ["model", "example"])
+def test_the_repository_folder_gets_the_usual_mode(source: str, tmp_path: Path, linear_onnx: Path) -> None:
+    """Built in a private temporary folder (0700) and renamed into place: it must not stay private."""
+    from mlgit.scaffold import InitOptions, init_repository
+
+    options = {"model": linear_onnx, "name": "linear"} if source == "model" else {"example": "iris-classifier"}
+    umask = os.umask(0o022)
+    try:
+        repo = init_repository(InitOptions(target=tmp_path / "repo", **options))
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(repo.stat().st_mode) == 0o755

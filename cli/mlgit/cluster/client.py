@@ -110,8 +110,12 @@ def _contexts(files: str) -> tuple[list[str], str | None]:
     """
     names: list[str] = []
     current = None
-    for path in filter(None, files.split(os.pathsep)):
-        document = yaml.safe_load(Path(path).expanduser().read_text(encoding="utf-8")) or {}
+    # As kubectl does, a file of the list that does not exist is skipped; only all of them missing is an error.
+    paths = [Path(p).expanduser() for p in files.split(os.pathsep) if p]
+    if not any(path.is_file() for path in paths):
+        raise MlgitError(f"no kubeconfig file exists among {files}", "check KUBECONFIG")
+    for path in filter(Path.is_file, paths):
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         if not isinstance(document, dict):
             raise MlgitError(f"the kubeconfig {path} is not a YAML mapping", "check KUBECONFIG")
         names += [str(c["name"]) for c in document.get("contexts") or [] if isinstance(c, dict) and c.get("name")]

@@ -8,7 +8,7 @@ from mlgit.cluster.client import Cluster
 from mlgit.cluster.rollback import REVISION
 from mlgit.cluster.rollout import RolloutFailed, assess
 from mlgit.config.load import Project
-from mlgit.targets import Target
+from mlgit.targets import Target, url
 
 
 def digest(image: str | None) -> str | None:
@@ -30,6 +30,16 @@ def _certificate(certificates: list[dict[str, Any]]) -> str | None:
         if condition.get("type") == "Ready":
             return "ready" if condition.get("status") == "True" else f"not ready: {condition.get('message', '')}"
     return "pending"
+
+
+def _served_url(routes: list[dict[str, Any]], certificates: list[dict[str, Any]]) -> str | None:
+    """The URL the live Ingress or HTTPRoute serves (status reports what runs, not what mlgit.yaml says)."""
+    for route in routes:
+        spec = route.get("spec") or {}
+        hosts = [r.get("host") for r in spec.get("rules") or []] + list(spec.get("hostnames") or [])
+        if hosts and hosts[0]:
+            return url(hosts[0], https=bool(spec.get("tls") or certificates))
+    return None
 
 
 def environment_status(project: Project, target: Target, cluster: Cluster, desired: str | None) -> dict[str, Any]:
@@ -57,7 +67,11 @@ def environment_status(project: Project, target: Target, cluster: Cluster, desir
         running_digest=digest(model["image"]),
         in_sync=desired is not None and (digest(desired) or desired) == (digest(model["image"]) or model["image"]),
         replicas={"ready": status.get("readyReplicas", 0), "desired": deployment["spec"].get("replicas", 1)},
-        url=target.url,
+        url=_served_url(
+            cluster.list("networking.k8s.io/v1", "Ingress", namespace, selector)
+            + cluster.list("gateway.networking.k8s.io/v1", "HTTPRoute", namespace, selector),
+            certificates,
+        ),
         certificate=_certificate(certificates),
         revision=(deployment["metadata"].get("annotations") or {}).get(REVISION),
         rollout=_rollout(deployment),

@@ -132,7 +132,8 @@ def destroy(
 
 
 def status(
-    env: str | None = typer.Option(None, "--env", help="One environment (default: all in mlgit.yaml)."),
+    env: str | None = typer.Option(None, "--env", help="One environment (default: all in mlgit.yaml), or review."),
+    slug: str | None = SlugOpt,
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     directory: Path = DirArg,
 ) -> None:
@@ -147,7 +148,7 @@ def status(
     project = load_project(directory)
     records = []
     for name in [env] if env else list(project.config.environments):
-        target = targets.target(project.config, name)
+        target = targets.target(project.config, name, slug)
         try:
             records.append(
                 environment_status(

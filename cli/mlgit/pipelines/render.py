@@ -17,7 +17,7 @@ from mlgit.config.schema import EnvironmentConfig, MlgitConfig
 from mlgit.files import RenderedFile
 from mlgit.policy.settings import DEFAULT_WAIVER_MAX_DAYS
 from mlgit.resources import shipped_dir
-from mlgit.targets import CI_SLUG, REVIEW, target
+from mlgit.targets import pipeline_review_target, target
 from mlgit.templating import render_template
 
 GITLAB_CI = ".gitlab-ci.yml"
@@ -77,7 +77,7 @@ def _review(config: MlgitConfig) -> dict[str, Any]:
     if not review.enabled:
         return {"enabled": False}
     # The review job's app, as GitLab names it once it expands the merge request's slug.
-    app = target(config, REVIEW, CI_SLUG)
+    app = pipeline_review_target(config)
     return {
         "enabled": True,
         "when": _job_when(review.deploy),
