@@ -220,6 +220,36 @@ def test_manifest_diff_errors(remote: Remote, args: list[str], code: int, messag
     assert message in " ".join(result[2].split()) and "Traceback" not in result[2]
 
 
+def test_manifest_diff_output_creates_its_folder(remote: Remote) -> None:
+    output = remote.repo.parent / "reports" / "new" / "staging.diff"
+    code, _, err = manifests_diff(remote, "--env", "staging", "--base", "HEAD", "--output", str(output))
+    assert code == 0, err
+    assert output.read_text(encoding="utf-8") == ""
+
+
+@pytest.mark.parametrize("where", ["a-folder", "a-file/staging.diff"])
+def test_manifest_diff_output_that_cannot_be_written_exits_1_naming_it(remote: Remote, where: str) -> None:
+    (remote.repo.parent / "a-folder").mkdir()
+    (remote.repo.parent / "a-file").write_text("", encoding="utf-8")
+    output = remote.repo.parent / where
+    code, _, err = manifests_diff(remote, "--env", "staging", "--base", "HEAD", "--output", str(output))
+    assert code == 1
+    assert f"cannot write {output}" in " ".join(err.split()) and "Traceback" not in err
+
+
+def test_a_bad_pin_file_at_the_base_is_named_at_that_commit(remote: Remote) -> None:
+    good = (remote.repo / PIN).read_text(encoding="utf-8")
+    (remote.repo / PIN).write_text("images: [[[\n", encoding="utf-8")
+    bad = remote.commit("a broken pin")
+    (remote.repo / PIN).write_text(good, encoding="utf-8")
+    remote.commit("the pin restored")
+    code, _, err = manifests_diff(remote, "--env", "staging", "--base", bad)
+    assert code == 1
+    text = " ".join(err.split())
+    assert f"{PIN} at {bad}, line 2: YAML syntax error" in text, err
+    assert "mlgit-pin-" not in text and "Traceback" not in text
+
+
 def test_in_ci_the_push_uses_the_api_token_not_the_job_token() -> None:
     from mlgit.promote.run import _remote
 
@@ -227,3 +257,20 @@ def test_in_ci_the_push_uses_the_api_token_not_the_job_token() -> None:
     assert _remote(ci, "glpat") == "https://oauth2:glpat@gitlab.example.com/ml/model.git"
     assert _remote(ci, None) == "origin"
     assert _remote({}, "glpat") == "origin"
+
+
+def test_a_broken_pin_file_on_the_default_branch_is_named_there(
+    remote: Remote, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pin is read from the default branch through a temporary copy: the error names the branch's file."""
+    good = (remote.repo / PIN).read_text(encoding="utf-8")
+    (remote.repo / PIN).write_text("images: [[[\n", encoding="utf-8")
+    remote.commit("a broken pin")
+    remote.push()
+    (remote.repo / PIN).write_text(good, encoding="utf-8")  # the checkout is fine: only the branch is broken
+    monkeypatch.setenv("MLGIT_IMAGE", IMAGE_A)
+    monkeypatch.setenv("CI_DEFAULT_BRANCH", "main")
+    code, _, err = promote(remote, "--from", "dev", "--to", "staging")
+    assert code == 1
+    message = " ".join(err.split())
+    assert f"{PIN} on main, line " in message and "mlgit-pin-" not in message

@@ -8,8 +8,8 @@ import pytest
 
 from mlgit.config.load import load_project
 from mlgit.errors import MlgitError
-from mlgit.manifests.pins import write_pin
-from mlgit.promote.plan import check_order, pin_in, pinned_text, plan_promotion
+from mlgit.manifests.pins import pin_in_text, pinned_text, write_pin
+from mlgit.promote.plan import check_order, plan_promotion
 from tests.promote.support import IMAGE_A, IMAGE_B
 
 
@@ -77,7 +77,7 @@ def test_images_must_be_pinned_by_digest(model_repo: Path) -> None:
 
 def test_pin_text_round_trip_keeps_comments(model_repo: Path) -> None:
     text = (model_repo / "deploy/overlays/staging/image/kustomization.yaml").read_bytes()
-    assert pin_in(text, "staging") is None
-    pinned = pinned_text(text, "staging", IMAGE_A)
-    assert pin_in(pinned, "staging") == IMAGE_A
+    assert pin_in_text(text, "staging", "pin") is None
+    pinned = pinned_text(text, "staging", IMAGE_A, "pin")
+    assert pin_in_text(pinned, "staging", "pin") == IMAGE_A
     assert pinned.startswith(b"# The image the staging environment runs.")

@@ -14,13 +14,13 @@ from mlgit.cluster import apply, diff, rollback, rollout
 from mlgit.cluster.client import Cluster, connect
 from mlgit.cluster.diagnose import diagnose
 from mlgit.cluster.objects import Obj, describe, key
-from mlgit.cluster.smoke import Endpoint, SmokeResult, smoke_check
 from mlgit.config.load import Project
 from mlgit.console import err, out
 from mlgit.errors import MlgitError
 from mlgit.files import write_atomic
 from mlgit.manifests.build import build_env
 from mlgit.manifests.pins import read_pin
+from mlgit.smoke import Endpoint, SmokeResult, smoke_check
 from mlgit.targets import Target
 
 EndpointFactory = Callable[[Cluster, dict[str, Any]], AbstractContextManager[Endpoint]]

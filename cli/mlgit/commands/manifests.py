@@ -39,16 +39,18 @@ def diff(
     base: str = typer.Option(
         ..., "--base", help="Commit to compare with, e.g. $CI_MERGE_REQUEST_DIFF_BASE_SHA (a ref or a SHA)."
     ),
-    output: Path | None = typer.Option(None, "--output", help="Also write the diff to this file."),
+    output: Path | None = typer.Option(
+        None, "--output", help="Also write the diff to this file (its folders are created)."
+    ),
 ) -> None:
     """Print how the environment's manifests change between its pin at --base and the pin in the working tree.
 
     The promotion merge request's pipeline shows it; exit 0 whatever the diff, 1 on an error.
     """
     from mlgit.config.load import load_project
-    from mlgit.promote.diff import base_diff
+    from mlgit.manifests.diff import base_diff, write_diff
 
     text = base_diff(load_project(directory), env, base)
     if output is not None:
-        output.write_text(text, encoding="utf-8")
+        write_diff(output, text)
     typer.echo(text or f"the rendered manifests of {env} do not change\n", nl=False)

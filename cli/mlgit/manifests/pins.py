@@ -8,6 +8,7 @@ change it, so pinning or promoting an image touches exactly that file.
 from __future__ import annotations
 
 import re
+import tempfile
 from pathlib import Path
 
 from mlgit.config.yamlio import dump_yaml, read_yaml
@@ -73,3 +74,31 @@ def write_pin(root: Path, env: str, image_ref: str) -> Path:
     path = pin_path(root, env)
     write_atomic(path, dump_yaml(doc))
     return path
+
+
+def _at_commit(text: bytes, env: str, where: str, change: str | None) -> tuple[str | None, bytes]:
+    """Read (and with `change`, pin) a pin file's text as a commit holds it; errors name `where`, the file at
+    that commit, not the temporary copy the reading goes through."""
+    with tempfile.TemporaryDirectory(prefix="mlgit-pin-") as tmp:
+        root = Path(tmp)
+        copy = pin_path(root, env)
+        copy.parent.mkdir(parents=True)
+        copy.write_bytes(text)
+        try:
+            if change is not None:
+                write_pin(root, env, change)
+            return read_pin(root, env), copy.read_bytes()
+        except MlgitError as exc:
+            line = exc.location.line if exc.location is not None else None
+            place = f"{where}, line {line}" if line is not None else where
+            raise MlgitError(f"{place}: {exc.message}", exc.hint, problems=exc.problems) from None
+
+
+def pin_in_text(text: bytes, env: str, where: str) -> str | None:
+    """The image the pin file's `text` pins (None: unpinned); `where` names the file in errors."""
+    return _at_commit(text, env, where, None)[0]
+
+
+def pinned_text(text: bytes, env: str, image: str, where: str) -> bytes:
+    """The pin file's `text` with `image` pinned (comments kept), as write_pin writes it."""
+    return _at_commit(text, env, where, image)[1]

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from mlgit.config.schema import MlgitConfig
 from mlgit.errors import MlgitError
-from mlgit.manifests.pins import pin_path, read_pin, split_digest_ref, write_pin
+from mlgit.manifests.pins import pin_path, read_pin, split_digest_ref
 
 BRANCH_PREFIX = "mlgit/promote-"
 
@@ -82,22 +81,3 @@ def plan_promotion(
         raise MlgitError(f"environment {source} has no pinned image to promote", hint if first else
                          f"promote into {source} first, or pass --image REPO@sha256:DIGEST")  # fmt: skip
     return Plan(source, target, pinned, f"the pin of {source} in git", False, pin_file)
-
-
-def _pin_folder(tmp: str, env: str, text: bytes) -> Path:
-    path = pin_path(Path(tmp), env)
-    path.parent.mkdir(parents=True)
-    path.write_bytes(text)
-    return Path(tmp)
-
-
-def pin_in(text: bytes, env: str) -> str | None:
-    """The image a pin file's text pins (None: unpinned)."""
-    with tempfile.TemporaryDirectory(prefix="mlgit-pin-") as tmp:
-        return read_pin(_pin_folder(tmp, env, text), env)
-
-
-def pinned_text(text: bytes, env: str, image: str) -> bytes:
-    """The pin file's text with `image` pinned (comments kept), as write_pin writes it."""
-    with tempfile.TemporaryDirectory(prefix="mlgit-pin-") as tmp:
-        return write_pin(_pin_folder(tmp, env, text), env, image).read_bytes()

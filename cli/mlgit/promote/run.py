@@ -12,15 +12,15 @@ from typing import Literal
 
 from mlgit.config.load import Project
 from mlgit.errors import ExitCode, MlgitError
-from mlgit.manifests.pins import pin_path, split_digest_ref
+from mlgit.manifests.diff import manifest_diff
+from mlgit.manifests.pins import pin_in_text, pin_path, pinned_text, split_digest_ref
 from mlgit.policy.check import run_check
 from mlgit.policy.settings import platform_settings
-from mlgit.promote.diff import manifest_diff
 from mlgit.promote.evidence import Evidence, commit_message, description, junit_summary, links, smoke_summary
 from mlgit.promote.git import Git
 from mlgit.promote.gitlab_api import GitLabProject, MergeRequest, api_token, project_ref
 from mlgit.promote.models import ModelFacts, model_at, source_commit
-from mlgit.promote.plan import Plan, pin_in, pinned_text, plan_promotion
+from mlgit.promote.plan import Plan, plan_promotion
 
 Status = Literal["up-to-date", "dry-run", "created", "updated", "pushed"]
 _USERINFO = re.compile(r"^(https?://)[^@/]*@")
@@ -113,14 +113,14 @@ def promote(project: Project, options: PromoteOptions, environ: Mapping[str, str
     base_text = git.show(base, plan.pin_file)
     if base_text is None:
         raise MlgitError(f"{plan.pin_file} is not on {target_branch}", "run `mlgit render` and commit deploy/ first")
-    current = pin_in(base_text, plan.target)
+    current = pin_in_text(base_text, plan.target, f"{plan.pin_file} on {target_branch}")
     if current is not None and split_digest_ref(current)[1] == plan.digest:
         return Outcome(
             "up-to-date", plan, target_branch, [f"{plan.target} already pins {plan.digest} on {target_branch}"]
         )
 
     evidence = _evidence(project, plan, git, base, current, options, environ)
-    new_text = pinned_text(base_text, plan.target, plan.image)
+    new_text = pinned_text(base_text, plan.target, plan.image, f"{plan.pin_file} on {target_branch}")
     pin_diff = "".join(difflib.unified_diff(
         base_text.decode().splitlines(keepends=True), new_text.decode().splitlines(keepends=True),
         fromfile=f"a/{plan.pin_file}", tofile=f"b/{plan.pin_file}",

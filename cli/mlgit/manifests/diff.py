@@ -1,8 +1,8 @@
-"""The rendered-manifest diff of a promotion, for the MR description and the promotion MR's pipeline.
+"""The rendered-manifest diff of a pin change, for `mlgit manifests diff` and the promotion MR's description.
 
 `mlgit manifests diff --env staging --base "$CI_MERGE_REQUEST_DIFF_BASE_SHA"` prints `base_diff`: how the
 environment's manifests change between the pin at the base commit and the pin in the working tree (the
-merge request's head).
+merge request's head). `mlgit promote` shows `manifest_diff` of the pin it proposes.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from pathlib import Path
 
 from mlgit.config.load import Project
 from mlgit.errors import MlgitError
+from mlgit.files import write_atomic
 from mlgit.manifests.build import build_env_yaml
-from mlgit.manifests.pins import UNPINNED, pin_path, pinned_name, read_pin
+from mlgit.manifests.pins import UNPINNED, pin_in_text, pin_path, pinned_name, read_pin
 from mlgit.promote.git import Git
-from mlgit.promote.plan import pin_in
 
 
 def rendered(project: Project, env: str, pin: str | None) -> str:
@@ -45,5 +45,16 @@ def base_diff(project: Project, env: str, base: str) -> str:
     # A base that is no commit (a typo, an unset variable) would otherwise read as "no pin there".
     git.run("rev-parse", "--verify", "--end-of-options", f"{base}^{{commit}}", what=f"find the base commit {base!r}")
     text = git.show(base, str(pin_path(Path(), env)))
-    before = pin_in(text, env) if text is not None else None
+    before = pin_in_text(text, env, f"{pin_path(Path(), env)} at {base}") if text is not None else None
     return manifest_diff(project, env, before, read_pin(project.root, env))
+
+
+def write_diff(path: Path, text: str) -> None:
+    """`--output`: the diff as a file (its folders created), for the job's artifacts."""
+    try:
+        write_atomic(path, text)
+    except OSError as exc:
+        raise MlgitError(
+            f"cannot write {path}: {exc.strerror or exc}",
+            "--output takes the path of a file; missing folders are created",
+        ) from None
