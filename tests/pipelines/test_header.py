@@ -160,6 +160,12 @@ def test_the_scan_finds_what_the_cli_reads() -> None:
     expected = {"MLGIT_KUBECTL", "GITLAB_TOKEN", "CI_JOB_URL", "GIT_COMMITTER_EMAIL", "KUBECONFIG", "MLGIT_IMAGE"}
     assert expected <= found
     assert {"MLGIT_GITLAB_TOKEN", "MLGIT_WAIVER_MAX_DAYS", "MLGIT_POLICY_DIRS", "CI_REGISTRY_USER"} <= found
+    assert {
+        "MLGIT_POLICY_ALLOW_WARN",
+        "MLGIT_ALLOWED_REGISTRIES",
+        "MLGIT_ALLOWED_ISSUERS",
+        "MLGIT_ALLOWED_DOMAINS",
+    } <= found
     assert {"CI_PIPELINE_SOURCE", "MLGIT_IMAGE_REPOSITORY", "CI_ENVIRONMENT_SLUG"} <= template_reads()
 
 
@@ -191,6 +197,19 @@ def test_the_flow_follows_the_promotion_order(pipeline_repo: Repo) -> None:
     assert "ml/agents:dev" in text and "kube_context not set" in text  # qa names no context
 
 
+@pytest.mark.parametrize("case", ["linear-default", "iris-classifier-component"])
+def test_the_pipeline_writes_the_clis_defaults_of_the_platform_settings(case: str, pipeline_repo: Repo) -> None:
+    """What the generated pipeline sets (and a group CI/CD variable overrides) is what the CLI assumes
+    without it: the platform's guard rails, never lifted by the file itself (component mode: its inputs)."""
+    from mlgit.policy.settings import platform_settings
+
+    variables = load_pipeline(pipeline_repo(case))["variables"]
+    assert {"MLGIT_WAIVER_MAX_DAYS", "MLGIT_POLICY_ALLOW_WARN"} <= set(variables)
+    written, default = platform_settings({k: str(v) for k, v in variables.items()}), platform_settings({})
+    assert (written.waiver_max_days, written.allow_warn) == (default.waiver_max_days, default.allow_warn)
+    assert written.allowed_registries is written.allowed_issuers is written.allowed_domains is None
+
+
 def _project_and_platform_variables(text: str) -> set[str]:
     """The variables the header says the project or the platform team sets."""
     section = text[text.index("#   the project") : text.index("#   this pipeline")]
@@ -204,7 +223,8 @@ def test_readme_names_what_the_project_sets_and_the_flow(model_repo: Path) -> No
     render.render(load_project(model_repo))
     readme = (model_repo / "README.md").read_text(encoding="utf-8")
     wanted = _project_and_platform_variables(header(model_repo))
-    assert {"MLGIT_GITLAB_TOKEN", "MLGIT_REGISTRY_USER", "MLGIT_WAIVER_MAX_DAYS"} <= wanted
+    assert {"MLGIT_GITLAB_TOKEN", "MLGIT_REGISTRY_USER", "MLGIT_WAIVER_MAX_DAYS", "MLGIT_POLICY_ALLOW_WARN"} <= wanted
+    assert {"MLGIT_ALLOWED_REGISTRIES", "MLGIT_ALLOWED_ISSUERS", "MLGIT_ALLOWED_DOMAINS"} <= wanted
     assert sorted(v for v in wanted if v not in readme) == []
     for text in ("CI_REGISTRY_USER", "DOCKER_AUTH_CONFIG", "GitLab agent", "kube_context", "Protected environments",
                  "project access token", "`deploy-dev`", "`promote-to-staging`", "`deploy-staging`",

@@ -198,14 +198,41 @@ def test_waiver_applies_until_it_expires(repo: Path) -> None:
     assert "1 denied, 0 warning(s), 1 skipped (waived)" in output
 
 
-def test_warn_mode_turns_denies_into_warnings(repo: Path) -> None:
+def test_the_repository_cannot_turn_its_own_denies_into_warnings(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`policy.mode: warn` in mlgit.yaml applies only where the platform allows it."""
+    _pin_tag(repo)
     _configure(repo, "policy:\n  mode: warn\n")
+    code, output = _check(repo)
+    assert code == 3, output
+    assert "2 denied, 0 warning(s)" in output
+    assert "policy.mode warn in mlgit.yaml does not apply" in flat(output)
+    assert "MLGIT_POLICY_ALLOW_WARN=true" in flat(output)
+    monkeypatch.setenv("MLGIT_POLICY_ALLOW_WARN", "true")
     code, output = _check(repo)
     assert code == 0, output
     assert "0 denied, 2 warning(s)" in output
-    assert "policy.mode is warn" in output
-    code, _ = _check(repo, "--strict")
-    assert code == 3
+    assert "policy.mode is warn (allowed by MLGIT_POLICY_ALLOW_WARN)" in flat(output)
+    assert _check(repo, "--strict")[0] == 3
+    assert _check(repo, "--no-allow-warn")[0] == 3  # the flag wins over the environment
+    monkeypatch.delenv("MLGIT_POLICY_ALLOW_WARN")
+    assert _check(repo, "--allow-warn")[0] == 0
+
+
+def test_the_repository_cannot_widen_the_platforms_registries(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """mlgit.yaml allowing another registry lets its image through, unless the platform's list says no."""
+    image = f"docker.io/someone/linear@{DIGEST}"
+    _configure(repo, f"policy:\n  allowed_registries: [{_image(repo).split('/')[0]}, docker.io]\n")
+    code, output = _check(repo, "--env", "prod", "--image", image)
+    assert code == 0 and "MLGIT-IMG-003" not in output, output
+    monkeypatch.setenv("MLGIT_ALLOWED_REGISTRIES", "registry.example.com")
+    code, output = _check(repo, "--env", "prod", "--image", image)
+    assert code == 3, output
+    assert "DENY   MLGIT-IMG-003" in output and "which is not an allowed registry (registry.example.com)" in flat(
+        output
+    )
+    assert "mlgit.yaml allows registry docker.io, which the platform's list does not" in flat(output)
+    code, output = _check(repo, "--env", "prod", "--image", image, "--allowed-registry", "docker.io/someone")
+    assert code == 0, output  # the flag wins over the environment, and narrows docker.io to docker.io/someone
 
 
 def _waive_tags_everywhere(repo: Path, expires: dt.date) -> None:

@@ -84,7 +84,7 @@ def _check_clean(repo: Path) -> None:
         project, environment_names(project, None), pipeline=True, today=dt.date.today(),
         platform=PlatformSettings(), image=_image(repo),
     )  # fmt: skip
-    assert "pipeline" in result.targets
+    assert "pipeline" in result.input_names
     assert [f.message for f in result.findings] == []
 
 

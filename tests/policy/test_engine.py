@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import pytest
 
-from mlgit.config.schema import Waiver
+from mlgit.config.schema import PolicyConfig, Waiver
 from mlgit.errors import MlgitError
-from mlgit.policy import waivers
+from mlgit.policy import report, waivers
+from mlgit.policy.check import evaluate
 from mlgit.policy.engine import PolicySet
+from mlgit.policy.inputs import PolicyInput
 from mlgit.policy.pipeline import resolve_extends
+from mlgit.policy.settings import PlatformSettings
+from tests.policy import environments
 
 
 def _policies(tmp_path: Path, source: str) -> PolicySet:
@@ -90,3 +95,22 @@ def test_waiver_matching() -> None:
     assert waivers.matches(scoped, "MLGIT-SEC-001", "staging", deployment)
     assert not waivers.expired(waiver, dt.date(2030, 1, 1))
     assert waivers.expired(waiver, dt.date(2030, 1, 2))
+
+
+def test_findings_are_named_after_their_input_document(policies: PolicySet) -> None:
+    """A finding is of one PolicyInput (an environment, review or the pipeline), and so is a waiver's
+    `environment`; the reports keep their documented keys (`environment`, `environments`)."""
+    document = environments.pipeline()
+    del document["pipeline"]["deploy-prod"]["environment"]["on_stop"]
+    waiver = Waiver(
+        policy="MLGIT-CI-001", environment="pipeline", reason="stopped by hand for now", expires=dt.date(2030, 1, 1)
+    )
+    assert waivers.matches(waiver, "MLGIT-CI-001", input_name="pipeline", resource=None)
+    config = PolicyConfig(waivers=[waiver])
+    result = evaluate(policies, [PolicyInput("pipeline", document)], config, dt.date(2029, 12, 1), PlatformSettings())
+    assert result.input_names == ["pipeline"]
+    (finding,) = result.findings
+    assert (finding.input_name, finding.policy.id, finding.status) == ("pipeline", "MLGIT-CI-001", "skipped")
+    as_json = json.loads(report.as_json(result, strict=False))
+    assert as_json["summary"]["environments"] == ["pipeline"]
+    assert as_json["findings"][0]["environment"] == "pipeline"

@@ -1,10 +1,13 @@
-"""The input documents are read from the files the policies judge: the committed .gitlab-ci.yml and the
-model-settings.json of each environment's built ConfigMap, never a re-render or mlgit.yaml."""
+"""The input documents are read from the files the policies judge: the committed .gitlab-ci.yml, and the
+built objects of each environment (the model-settings.json of its ConfigMap, its Deployment), never a
+re-render or mlgit.yaml; what names and tiers them comes from the one Target every command uses."""
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -15,17 +18,32 @@ from mlgit.config.load import load_project
 from mlgit.errors import MlgitError
 from mlgit.model_settings import BatchingSettings, TensorSpec
 from mlgit.policy.check import run_check
-from mlgit.policy.inputs import environment_input, largest_input_bytes, pipeline_input, served_settings
+from mlgit.policy.inputs import (
+    REVIEW_SAMPLE_SLUG,
+    RUNTIME_DRAIN_SECONDS,
+    context,
+    drain_seconds,
+    environment_input,
+    environment_names,
+    largest_input_bytes,
+    pipeline_input,
+    served_settings,
+)
+from mlgit.policy.pipeline import GITLAB_CI
 from mlgit.policy.settings import PlatformSettings
+from mlgit.resources import shipped_dir
+from mlgit.targets import REVIEW, known_targets, target
+from tests.conftest import REPO_ROOT
 
 needs_kubectl = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (kustomize) is not installed")
 SETTINGS = "deploy/base/model-settings.json"
+DEPLOYMENT = "deploy/base/deployment.yaml"
 
 
 def _findings(repo: Path, environments: list[str], pipeline: bool) -> set[tuple[str, str]]:
     project = load_project(repo)
     result = run_check(project, environments, pipeline=pipeline, today=dt.date.today(), platform=PlatformSettings())
-    return {(f.target, f.policy.id) for f in result.findings}
+    return {(f.input_name, f.policy.id) for f in result.findings}
 
 
 X = TensorSpec(name="x", datatype="FP32", shape=[-1, 4])
@@ -96,12 +114,135 @@ def test_settings_without_inputs_are_sized_from_the_model(model_repo: Path) -> N
     assert document["context"]["model"]["largest_input_bytes"] == 32 * 4 * 4  # FP32 [-1, 4], 32 rows
 
 
+def _edit_json(path: Path, change: Any) -> None:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    change(data)
+    path.write_text(json.dumps(data), encoding="utf-8")
+
+
+def _served(data: dict[str, Any]) -> None:
+    """What the server would run after a hand edit of deploy/: a delay far above every timeout, a GPU."""
+    data["batching"]["max_delay_ms"] = 60000
+    data["max_request_bytes"] = 12345
+    data["device"], data["providers"] = "gpu", []
+
+
+@needs_kubectl
+def test_the_model_context_is_what_the_built_objects_run(model_repo: Path) -> None:
+    """deploy/ edited by hand, mlgit.yaml untouched: the context states what the server would run."""
+    _edit_json(model_repo / SETTINGS, _served)
+    deployment = model_repo / DEPLOYMENT
+    text = deployment.read_text(encoding="utf-8")
+    edited = text.replace(
+        'MLGIT_SERVING_DRAIN_SECONDS\n              value: "20"',
+        'MLGIT_SERVING_DRAIN_SECONDS\n              value: "45"',
+    )
+    assert edited != text
+    deployment.write_text(edited, encoding="utf-8")
+    model = environment_input(load_project(model_repo), "dev").document["context"]["model"]
+    assert (model["device"], model["max_delay_ms"], model["max_request_bytes"]) == ("gpu", 60000, 12345)
+    assert model["drain_seconds"] == 45
+    # The expectation MLGIT-RES-002 holds the Deployment against stays mlgit.yaml's: a CPU model, no GPU.
+    assert (model["name"], model["gpus"]) == ("linear", 0)
+    # The repro of the review: a batching delay of a minute in the served file is denied.
+    assert ("dev", "MLGIT-ML-001") in _findings(model_repo, ["dev"], pipeline=False)
+
+
+@needs_kubectl
+def test_mlgit_yaml_alone_does_not_change_the_judged_facts(model_repo: Path) -> None:
+    """The converse: mlgit.yaml edited, deploy/ stale. What runs is what deploy/ says: nothing to deny."""
+    config = model_repo / "mlgit.yaml"
+    text = config.read_text(encoding="utf-8")
+    edited = text.replace("\nserving:\n", "\nserving:\n  drain_seconds: 90\n", 1)
+    edited = edited.replace("\n  batching:\n", "\n  batching:\n    max_delay_ms: 60000\n", 1)
+    assert "max_delay_ms: 60000" in edited and "drain_seconds: 90" in edited
+    config.write_text(edited, encoding="utf-8")
+    model = environment_input(load_project(model_repo), "dev").document["context"]["model"]
+    assert (model["max_delay_ms"], model["drain_seconds"]) == (2.0, 20)
+    assert ("dev", "MLGIT-ML-001") not in _findings(model_repo, ["dev"], pipeline=False)
+
+
+def _deployment(env: list[dict[str, Any]] | None, container: str = "server") -> dict[str, Any]:
+    pod = {"containers": [{"name": container, **({"env": env} if env is not None else {})}]}
+    return {"kind": "Deployment", "metadata": {"name": "linear"}, "spec": {"template": {"spec": pod}}}
+
+
+def test_the_drain_time_is_the_server_containers_else_the_runtimes_default() -> None:
+    from mlgit_serving.settings import ServerSettings
+
+    assert ServerSettings.model_fields["drain_seconds"].default == RUNTIME_DRAIN_SECONDS
+    assert drain_seconds([_deployment([{"name": "MLGIT_SERVING_DRAIN_SECONDS", "value": "7.5"}])], "dev") == 7.5
+    assert drain_seconds([_deployment(None)], "dev") == RUNTIME_DRAIN_SECONDS
+    sidecar = _deployment([{"name": "MLGIT_SERVING_DRAIN_SECONDS", "value": "99"}], container="proxy")
+    assert drain_seconds([sidecar], "dev") == RUNTIME_DRAIN_SECONDS
+    with pytest.raises(MlgitError, match="Deployment linear of dev: MLGIT_SERVING_DRAIN_SECONDS is 'soon'"):
+        drain_seconds([_deployment([{"name": "MLGIT_SERVING_DRAIN_SECONDS", "value": "soon"}])], "dev")
+
+
+def _context_reads() -> tuple[set[str], set[str]]:
+    """The keys of `context` and of `context.model` that the shipped policies read (lib.rego included)."""
+    text = "\n".join(p.read_text(encoding="utf-8") for p in sorted(shipped_dir("policies").rglob("*.rego")))
+    reads: dict[str, set[str]] = {"context": set(), "model": set()}
+    for name in reads:
+        pattern = (
+            rf"\b(?:lib\.)?{name}\.(\w+)|\b(?:lib\.)?{name}\[\"(\w+)\"\]|object\.get\((?:lib\.)?{name},\s*\"(\w+)\""
+        )
+        reads[name] = {next(g for g in m.groups() if g) for m in re.finditer(pattern, text)}
+    return reads["context"], reads["model"]
+
+
 @needs_kubectl
 def test_no_policy_reads_a_host_so_the_context_has_none(model_repo: Path) -> None:
+    """Context the policies do not read is context nobody checks: none of them reads a host."""
+    context_keys, model_keys = _context_reads()
+    # The scan sees the reads there are, through lib.context, `context` in lib.rego and object.get.
+    assert {"allowed_registries", "tier", "tiers", "model"} <= context_keys
+    assert {"gpus", "max_delay_ms", "drain_seconds", "largest_input_bytes"} <= model_keys
+    assert "host" not in context_keys | model_keys
     project = load_project(model_repo)
     assert "host" not in environment_input(project, "dev").document["context"]
     pipeline, _ = pipeline_input(project)
     assert {"host", "model"}.isdisjoint(pipeline.document["context"])
+
+
+def test_the_policies_read_names_and_tiers_from_the_one_target(model_repo: Path) -> None:
+    """An unknown environment is refused with the words of every other command; review is what the review
+    Target of the branch `policy-check` is."""
+    project = load_project(model_repo)
+    assert environment_names(project, None) == known_targets(project.config)
+    for name in ("qa", "pipeline"):
+        with pytest.raises(MlgitError) as ours:
+            environment_names(project, name)
+        with pytest.raises(MlgitError) as deploys:
+            target(project.config, name)
+        assert (ours.value.message, ours.value.hint) == (deploys.value.message, deploys.value.hint)
+    review = target(project.config, REVIEW, REVIEW_SAMPLE_SLUG)
+    assert {k: context(project, REVIEW)[k] for k in ("tier", "namespace")} == {
+        "tier": review.tier,
+        "namespace": review.namespace,
+    }
+
+
+def test_review_is_unknown_when_review_apps_are_off(model_repo: Path) -> None:
+    with (model_repo / "mlgit.yaml").open("a", encoding="utf-8") as handle:
+        handle.write("\nreview:\n  enabled: false\n")
+    project = load_project(model_repo)
+    assert REVIEW not in environment_names(project, None)
+    with pytest.raises(MlgitError) as ours:
+        environment_names(project, REVIEW)
+    with pytest.raises(MlgitError) as deploys:
+        target(project.config, REVIEW)
+    assert (ours.value.message, ours.value.hint) == (deploys.value.message, deploys.value.hint)
+
+
+def test_one_name_for_the_pipeline_file() -> None:
+    """The renderer writes and the policies read the same file: one constant, not one per side."""
+    defining = []
+    for path in sorted((REPO_ROOT / "cli" / "mlgit").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        if any(isinstance(n, ast.Constant) and n.value == GITLAB_CI for n in ast.walk(tree)):
+            defining.append(path.relative_to(REPO_ROOT).as_posix())
+    assert defining == ["cli/mlgit/policy/pipeline.py"]
 
 
 def test_pipeline_policies_judge_the_committed_file(model_repo: Path) -> None:

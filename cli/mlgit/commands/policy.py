@@ -46,6 +46,32 @@ def check(
         metavar="DIR",
         help="A platform team's policy folder, outside the repository too; repeatable (default: $MLGIT_POLICY_DIRS).",
     ),
+    allow_warn: bool | None = typer.Option(
+        None,
+        "--allow-warn/--no-allow-warn",
+        help="Whether mlgit.yaml's policy.mode: warn applies (default: $MLGIT_POLICY_ALLOW_WARN, else no).",
+    ),
+    allowed_registry: list[str] = typer.Option(
+        [],
+        "--allowed-registry",
+        metavar="REGISTRY",
+        help="The platform's allowed registries, narrowing mlgit.yaml's; repeatable "
+        "(default: $MLGIT_ALLOWED_REGISTRIES).",
+    ),
+    allowed_issuer: list[str] = typer.Option(
+        [],
+        "--allowed-issuer",
+        metavar="ISSUER",
+        help="The platform's allowed cert-manager issuers, narrowing mlgit.yaml's; repeatable "
+        "(default: $MLGIT_ALLOWED_ISSUERS).",
+    ),
+    allowed_domain: list[str] = typer.Option(
+        [],
+        "--allowed-domain",
+        metavar="DOMAIN",
+        help="The platform's allowed DNS domains, narrowing mlgit.yaml's; repeatable "
+        "(default: $MLGIT_ALLOWED_DOMAINS).",
+    ),
 ) -> None:
     """Build each environment and evaluate mlgit's and the team's policies; exit 3 on a violation."""
     if env is not None and all_:
@@ -57,7 +83,15 @@ def check(
     from mlgit.policy.inputs import environment_names
     from mlgit.policy.settings import platform_settings
 
-    platform = platform_settings(os.environ, waiver_max_days=waiver_max_days, policy_dirs=policy_dir)
+    platform = platform_settings(
+        os.environ,
+        waiver_max_days=waiver_max_days,
+        policy_dirs=policy_dir,
+        allow_warn=allow_warn,
+        allowed_registries=allowed_registry,
+        allowed_issuers=allowed_issuer,
+        allowed_domains=allowed_domain,
+    )
     project = load_project(directory)
     names = environment_names(project, env)
     with _progress(err, [*names, *(["pipeline"] if env is None else [])]):
@@ -81,7 +115,7 @@ def check(
         raise typer.Exit(int(ExitCode.POLICY_VIOLATION))
 
 
-def _progress(console: Console, targets: list[str]) -> AbstractContextManager[object]:
+def _progress(console: Console, names: list[str]) -> AbstractContextManager[object]:
     """A spinner with the elapsed time on a terminal: the kustomize builds take seconds. Logs get nothing."""
     if not console.is_terminal:
         return nullcontext()
@@ -90,5 +124,5 @@ def _progress(console: Console, targets: list[str]) -> AbstractContextManager[ob
     progress = Progress(
         SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=True
     )
-    progress.add_task(f"building and checking {', '.join(targets)}", total=None)
+    progress.add_task(f"building and checking {', '.join(names)}", total=None)
     return progress

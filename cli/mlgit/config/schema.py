@@ -150,7 +150,11 @@ class Waiver(Strict):
 
 
 class PolicyConfig(Strict):
-    mode: Literal["enforce", "warn"] = Field("enforce", description="enforce: a deny fails the pipeline.")
+    mode: Literal["enforce", "warn"] = Field(
+        "enforce",
+        description="enforce: a deny fails the pipeline; warn reports denies as warnings, only where the platform "
+        "team allows it (MLGIT_POLICY_ALLOW_WARN=true).",
+    )
     waivers: list[Waiver] = Field(
         default_factory=list, description="Reviewed exceptions to a policy, each with a reason and an expiry date."
     )
@@ -159,8 +163,14 @@ class PolicyConfig(Strict):
         description="Team policy folders (Rego v1) inside the repository, repo-relative. A platform team's shared "
         "folder comes in through MLGIT_POLICY_DIRS (or `policy check --policy-dir`), not through mlgit.yaml.",
     )
-    allowed_registries: list[str] = Field(default_factory=list, description="Default: the image registry.")
-    allowed_issuers: list[str] = Field(default_factory=list, description="Default: the configured issuers.")
+    allowed_registries: list[str] = Field(
+        default_factory=list,
+        description="Default: the image registry. Narrowed to MLGIT_ALLOWED_REGISTRIES when the platform sets it.",
+    )
+    allowed_issuers: list[str] = Field(
+        default_factory=list,
+        description="Default: the configured issuers. Narrowed to MLGIT_ALLOWED_ISSUERS when the platform sets it.",
+    )
 
 
 class PipelineConfig(Strict):

@@ -15,12 +15,12 @@ from mlgit import __version__
 from mlgit.config.load import Project
 from mlgit.config.schema import EnvironmentConfig, MlgitConfig
 from mlgit.files import RenderedFile
+from mlgit.policy.pipeline import GITLAB_CI
 from mlgit.policy.settings import DEFAULT_WAIVER_MAX_DAYS
 from mlgit.resources import shipped_dir
 from mlgit.targets import pipeline_review_target, target
 from mlgit.templating import render_template
 
-GITLAB_CI = ".gitlab-ci.yml"
 # Upstream's image; buildah needs no daemon and no privileged runner.
 BUILDAH_IMAGE = "quay.io/buildah/stable:v1.38.1"
 COMPONENT_TEMPLATE = "templates/model-pipeline.yml.j2"

@@ -1,4 +1,4 @@
-"""`mlgit policy check` as plain functions: evaluate targets, apply waivers and mode, decide."""
+"""`mlgit policy check` as plain functions: evaluate the input documents, apply waivers and mode, decide."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from mlgit.config.schema import PolicyConfig, Waiver
 from mlgit.errors import Location, MlgitError
 from mlgit.policy import waivers
 from mlgit.policy.engine import PolicySet
-from mlgit.policy.inputs import PolicyInput, environment_input, pipeline_input
+from mlgit.policy.inputs import PolicyInput, allowed, environment_input, pipeline_input
 from mlgit.policy.metadata import PolicyInfo, Severity
-from mlgit.policy.settings import POLICY_DIRS_ENV, WAIVER_MAX_DAYS_ENV, PlatformSettings
+from mlgit.policy.settings import ALLOW_WARN_ENV, POLICY_DIRS_ENV, WAIVER_MAX_DAYS_ENV, PlatformSettings
 from mlgit.resources import shipped_dir
 
 # A waived finding is reported as skipped (JUnit <skipped>), never as passed: the check did not run for it.
@@ -25,9 +25,10 @@ Status = Literal["deny", "warn", "skipped"]
 
 @dataclass(frozen=True)
 class Finding:
-    """One policy result about one resource (or job) of one target, after waivers and mode."""
+    """One policy result about one resource (or job) of one input document, after waivers and mode."""
 
-    target: str
+    input_name: str
+    """The PolicyInput it is of: an environment, review or pipeline (what a waiver's `environment` names)."""
     policy: PolicyInfo
     severity: Severity
     message: str
@@ -46,14 +47,15 @@ class Finding:
 
     @property
     def resource_name(self) -> str:
-        """Kind/namespace/name, or the target itself for findings a policy did not attach to a resource."""
+        """Kind/namespace/name, or the input's name for findings a policy did not attach to a resource."""
         names = waivers.resource_names(self.resource)
-        return names[1] if names else f"({self.target})"
+        return names[1] if names else f"({self.input_name})"
 
 
 @dataclass
 class CheckResult:
-    targets: list[str]
+    input_names: list[str]
+    """The input documents evaluated, in order (the reports' `environments`)."""
     policies: list[PolicyInfo]
     findings: list[Finding]
     notes: list[str] = field(default_factory=list)
@@ -104,7 +106,7 @@ def _refusal(waiver: Waiver, today: dt.date, platform: PlatformSettings) -> str:
 
 
 def _finding(
-    target: str,
+    input_name: str,
     policy: PolicyInfo,
     severity: Severity,
     message: str,
@@ -113,7 +115,7 @@ def _finding(
     today: dt.date,
     platform: PlatformSettings,
 ) -> Finding:
-    matching = [w for w in config.waivers if waivers.matches(w, policy.id, target, resource)]
+    matching = [w for w in config.waivers if waivers.matches(w, policy.id, input_name, resource)]
     valid = [w for w in matching if not waivers.too_far(w, today, platform.waiver_max_days)]
     active = next((w for w in valid if not waivers.expired(w, today)), None)
     note = None
@@ -121,9 +123,9 @@ def _finding(
         note = f"waiver expired on {valid[0].expires} and no longer applies ({valid[0].reason})"
     elif active is None and matching:
         note = _refusal(matching[0], today, platform)
-    if config.mode == "warn" and severity == "deny":
+    if platform.mode(config.mode) == "warn" and severity == "deny":
         severity = "warn"
-    return Finding(target, policy, severity, message, resource, waiver=active, note=note)
+    return Finding(input_name, policy, severity, message, resource, waiver=active, note=note)
 
 
 def evaluate(
@@ -133,7 +135,8 @@ def evaluate(
     today: dt.date,
     platform: PlatformSettings,
 ) -> CheckResult:
-    """Evaluate each input document with compiled `policies`; waivers (within `platform`'s limit) and `mode` applied."""
+    """Evaluate each input document with compiled `policies`; waivers (within `platform`'s limit) and the mode
+    (mlgit.yaml's `warn` only where `platform` allows it) applied."""
     started = time.perf_counter()
     findings = []
     for item in inputs:
@@ -150,8 +153,15 @@ def evaluate(
             result.notes.append(f"expired waiver no longer applies: {waivers.describe(waiver)}")
         elif id(waiver) not in used:
             result.notes.append(f"waiver matched no finding (remove it?): {waivers.describe(waiver)}")
-    if config.mode == "warn":
-        result.notes.append("policy.mode is warn: denies are reported as warnings")
+    if platform.mode(config.mode) == "warn":
+        result.notes.append(
+            f"policy.mode is warn (allowed by {platform.allow_warn_source}): denies are reported as warnings"
+        )
+    elif config.mode == "warn":
+        result.notes.append(
+            f"policy.mode warn in mlgit.yaml does not apply, so denies fail: the platform does not allow it (false, "
+            f"from {platform.allow_warn_source}); a platform team allows it with {ALLOW_WARN_ENV}=true"
+        )
     return result
 
 
@@ -176,11 +186,12 @@ def run_check(
     started = time.perf_counter()
     policies = PolicySet(policy_dirs(project, platform))
     compile_seconds = time.perf_counter() - started
-    inputs = [environment_input(project, env, image) for env in environments]
-    notes = []
+    inputs = [environment_input(project, env, image, platform) for env in environments]
+    notes = allowed(project.config, platform).notes
     if pipeline:
-        document, notes = pipeline_input(project)
+        document, unchecked = pipeline_input(project, platform)
         inputs.append(document)
+        notes += unchecked
     if inputs_dir is not None:
         save_inputs(inputs, inputs_dir)
     result = evaluate(policies, inputs, project.config.policy, today, platform)

@@ -6,6 +6,10 @@ from typing import Any
 
 from mlgit.errors import MlgitError
 
+# The pipeline file GitLab runs, at the repository's root: what `mlgit render` writes (pipelines/render.py)
+# and what the pipeline policies judge. This floor is the lowest both reach.
+GITLAB_CI = ".gitlab-ci.yml"
+
 
 def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     """GitLab's `extends` merge: mappings merge deeply, everything else (lists too) is replaced."""
@@ -23,7 +27,7 @@ def _resolve(name: str, doc: dict[str, Any], seen: tuple[str, ...], unknown: set
     if not isinstance(job, dict) or "extends" not in job:
         return job
     if name in seen:
-        raise MlgitError(f".gitlab-ci.yml: `extends` loops through {' -> '.join((*seen, name))}")
+        raise MlgitError(f"{GITLAB_CI}: `extends` loops through {' -> '.join((*seen, name))}")
     parents = job["extends"] if isinstance(job["extends"], list) else [job["extends"]]
     merged: dict[str, Any] = {}
     for parent in parents:

@@ -21,7 +21,7 @@ def summary_line(result: CheckResult) -> str:
     return (
         f"{result.count('deny')} denied, {result.count('warn')} warning(s), "
         f"{result.count('skipped')} skipped (waived); "
-        f"{len(result.policies)} policies over {', '.join(result.targets) or 'nothing'} "
+        f"{len(result.policies)} policies over {', '.join(result.input_names) or 'nothing'} "
         f"(compiled in {result.compile_seconds:.2f} s, evaluated in {result.evaluate_seconds:.2f} s)"
     )
 
@@ -30,12 +30,12 @@ def text(result: CheckResult) -> str:
     lines = []
     grouped: dict[str, dict[str, list[Finding]]] = defaultdict(lambda: defaultdict(list))
     for finding in result.findings:
-        grouped[finding.target][finding.resource_name].append(finding)
-    for target in result.targets:
-        if target not in grouped:
+        grouped[finding.input_name][finding.resource_name].append(finding)
+    for name in result.input_names:
+        if name not in grouped:
             continue
-        lines.append(target)
-        for resource, findings in sorted(grouped[target].items()):
+        lines.append(name)
+        for resource, findings in sorted(grouped[name].items()):
             lines.append(f"  {resource}")
             for f in sorted(findings, key=lambda f: (f.status, f.policy.id)):
                 lines.append(f"    {_LABELS[f.status]:<6} {f.policy.id}  {f.message}")
@@ -53,7 +53,7 @@ def text(result: CheckResult) -> str:
 def _finding_json(f: Finding) -> dict[str, Any]:
     waiver = f.waiver.model_dump(mode="json") if f.waiver is not None else None
     return {
-        "environment": f.target,
+        "environment": f.input_name,
         "policy": f.policy.id,
         "title": f.policy.title,
         "status": f.status,
@@ -74,7 +74,7 @@ def as_json(result: CheckResult, strict: bool) -> str:
             "deny": result.count("deny"),
             "warn": result.count("warn"),
             "skipped": result.count("skipped"),
-            "environments": result.targets,
+            "environments": result.input_names,
             "policies": [{"id": p.id, "title": p.title, "severity": p.severity} for p in result.policies],
             "compile_seconds": round(result.compile_seconds, 4),
             "evaluate_seconds": round(result.evaluate_seconds, 4),
@@ -86,22 +86,22 @@ def as_json(result: CheckResult, strict: bool) -> str:
 
 
 def junit(result: CheckResult, strict: bool) -> str:
-    """One testcase per policy and environment: a failure lists every failing message; a testcase whose
+    """One testcase per policy and input document: a failure lists every failing message; a testcase whose
     findings were all waived is skipped, its message the waivers' reasons."""
     failing = {"deny", "warn"} if strict else {"deny"}
     by_case: dict[tuple[str, str], list[Finding]] = defaultdict(list)
     for finding in result.findings:
-        by_case[(finding.target, finding.policy.id)].append(finding)
+        by_case[(finding.input_name, finding.policy.id)].append(finding)
     suites = ET.Element("testsuites", name="mlgit policy check")
     totals = {"tests": 0, "failures": 0, "skipped": 0}
-    for target in result.targets:
-        suite = ET.SubElement(suites, "testsuite", name=f"policy {target}")
+    for name in result.input_names:
+        suite = ET.SubElement(suites, "testsuite", name=f"policy {name}")
         counts = {"tests": len(result.policies), "failures": 0, "skipped": 0}
         for policy in result.policies:
             case = ET.SubElement(
-                suite, "testcase", classname=f"mlgit.policy.{target}", name=f"{policy.id} {policy.title}"
+                suite, "testcase", classname=f"mlgit.policy.{name}", name=f"{policy.id} {policy.title}"
             )
-            findings = by_case.get((target, policy.id), [])
+            findings = by_case.get((name, policy.id), [])
             failed = [f for f in findings if f.status in failing]
             skipped = [f for f in findings if f.status == "skipped"]
             if failed:

@@ -16,9 +16,10 @@ def resource_names(resource: dict[str, str] | None) -> list[str]:
     return [f"{kind}/{name}", f"{kind}/{namespace}/{name}"]
 
 
-def matches(waiver: Waiver, policy_id: str, environment: str, resource: dict[str, str] | None) -> bool:
-    """Whether `waiver` covers this finding (ignoring its expiry). Resources match as shell globs."""
-    if waiver.policy != policy_id or waiver.environment not in ("*", environment):
+def matches(waiver: Waiver, policy_id: str, input_name: str, resource: dict[str, str] | None) -> bool:
+    """Whether `waiver` covers this finding of the input document `input_name` (an environment, review or
+    pipeline: what the waiver's `environment` names), ignoring its expiry. Resources match as shell globs."""
+    if waiver.policy != policy_id or waiver.environment not in ("*", input_name):
         return False
     return waiver.resource == "*" or any(fnmatchcase(n, waiver.resource) for n in resource_names(resource))
 
