@@ -47,7 +47,8 @@ KUBECTL_DEFAULT=/usr/bin/kubectl
 KUBECTL=$KUBECTL_DEFAULT                      # check_kubectl: the one found, or empty
 DOCKER=/usr/bin/docker                        # /usr/local/bin/docker is a newer client without buildx
 APT_PACKAGES=(docker.io docker-registry buildah mmdebstrap rsync wrk iproute2 git curl ca-certificates
-              xz-utils gzip procps python3-venv)
+              xz-utils gzip procps python3-venv
+              containerd runc containernetworking-plugins iptables gcc libc6-dev)  # the real node
 # The base image recipe (ENVIRONMENT.md). Its hash names the cached tarball, so editing it rebuilds.
 # shellcheck disable=SC2016,SC2054  # "$1" is mmdebstrap's, the commas are --include's
 MMDEBSTRAP_ARGS=(--variant=apt --format=tar --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr
@@ -412,6 +413,14 @@ control_plane() {
   log "control plane ready: MLGIT_TEST_KUBECONFIG=$MLGIT_TEST_KUBECONFIG"
   # cert-manager's controller: tests/cluster/test_tls.py starts it per module, within a test's time limit.
   bash tests/cluster/cert-manager.sh build >/dev/null || die "tests/cluster/cert-manager.sh build failed (its log is above)"
+  # A real kubelet and containerd (tests/cluster/test_real_node.py) change host settings while they run
+  # (sysctls, iptables chains, a bridge): under CI, or where MLGIT_TEST_WITH_KUBELET=1 asks for it.
+  if [[ ${MLGIT_TEST_WITH_KUBELET:-} == 1 ]] || { in_ci && [[ ${MLGIT_TEST_WITH_KUBELET:-} != 0 ]]; }; then
+    export MLGIT_TEST_WITH_KUBELET=1
+    bash tests/cluster/kubelet.sh build >/dev/null || die "tests/cluster/kubelet.sh build failed (its log is above)"
+  else
+    log "the real-node test (tests/cluster/test_real_node.py) is off: MLGIT_TEST_WITH_KUBELET=1 turns it on"
+  fi
 }
 
 ruff_check() {

@@ -37,10 +37,11 @@ def mlgit(
     )
 
 
-def mlgit_ok(*args: str | Path, timeout: float = 1200) -> str:
-    """stdout of a successful `mlgit` run."""
-    result = mlgit(*args, timeout=timeout)
-    assert result.returncode == 0, f"mlgit {' '.join(map(str, args))} exited {result.returncode}:\n{result.stderr}"
+def mlgit_ok(*args: str | Path, timeout: float = 1200, env: dict[str, str] | None = None) -> str:
+    """stdout of a successful `mlgit` run (a failure fails the test, showing both streams)."""
+    result = mlgit(*args, timeout=timeout, env=env)
+    command = " ".join(map(str, args))
+    assert result.returncode == 0, f"mlgit {command} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
     return result.stdout
 
 

@@ -12,9 +12,6 @@ read-only root filesystem), so the answer the smoke check compares comes from th
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,29 +20,12 @@ import pytest
 
 from mlgit.build.run import Published, start_container, stop_container, wait_ready
 from mlgit.config.load import load_project
+from tests.build.fixtures import mlgit_ok
 from tests.cluster.conftest import update_config
 from tests.cluster.kube import Kube, containers
 from tests.promote.support import IDENTITY, Remote, git
 
 pytestmark = pytest.mark.integration
-
-
-def mlgit(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """The real command line, as a user or a pipeline job runs it."""
-    return subprocess.run(
-        [sys.executable, "-m", "mlgit", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-        env={**os.environ, **IDENTITY, **(env or {})},
-    )
-
-
-def ok(*args: str | Path, env: dict[str, str] | None = None) -> str:
-    result = mlgit(*args, env=env)
-    assert result.returncode == 0, f"mlgit {' '.join(map(str, args))}: {result.stdout}\n{result.stderr}"
-    return result.stdout
 
 
 @pytest.fixture
@@ -65,7 +45,9 @@ def served_image(docker_client: Any, repo: Path, image_ref: str, kwok: tuple[str
 def remote(tmp_path: Path, name: str, local_registry: str, kube: Kube) -> Iterator[Remote]:
     """The model repository, committed, with a bare origin that records push options as GitLab would."""
     target = tmp_path / "repo"
-    ok("init", "--example", "iris-classifier", "--name", name, "--registry", f"{local_registry}/mlgit-e2e", target)
+    mlgit_ok(
+        "init", "--example", "iris-classifier", "--name", name, "--registry", f"{local_registry}/mlgit-e2e", target
+    )
     # The example names its GitLab agents' contexts; this cluster is the kubeconfig's current context.
     no_agent = {"kube_context": None}
     update_config(target, {"environments": {"dev": no_agent, "staging": no_agent, "prod": no_agent}})
@@ -82,7 +64,7 @@ def repo(remote: Remote) -> Path:
 @pytest.fixture
 def image_ref(repo: Path, cpu_runtime_image: str) -> str:
     """`mlgit build --push` as the build-image job runs it: tagged with the commit, pushed, printed by digest."""
-    built = ok("build", repo, "--runtime-image", cpu_runtime_image, "--push").strip()
+    built = mlgit_ok("build", repo, "--runtime-image", cpu_runtime_image, "--push").strip()
     assert "@sha256:" in built
     return built
 
@@ -101,7 +83,7 @@ def test_init_build_deploy_promote_deploy_status_rollback_destroy(
     for env in ("dev", "staging"):
         kube.create_namespace(f"{name}-{env}")
 
-    deployed = ok(
+    deployed = mlgit_ok(
         "deploy", "--env", "dev", "--image", image_ref, "--dotenv", tmp_path / "deploy.env", repo, env=kubeconfig
     )
     assert f"model {name} is ready and answered the sample as expected" in deployed
@@ -109,8 +91,8 @@ def test_init_build_deploy_promote_deploy_status_rollback_destroy(
     assert recorded["MLGIT_DEPLOYED_IMAGE"] == image_ref
 
     # The promote-to-staging job: MLGIT_IMAGE from build-image's dotenv, the smoke latency from deploy-dev's.
-    jobs = {**kubeconfig, **recorded, "MLGIT_IMAGE": image_ref}
-    promoted = ok("promote", "--from", "dev", "--to", "staging", repo, env=jobs)
+    jobs = {**kubeconfig, **recorded, "MLGIT_IMAGE": image_ref, **IDENTITY}  # the job commits the pin
+    promoted = mlgit_ok("promote", "--from", "dev", "--to", "staging", repo, env=jobs)
     assert "pushed mlgit/promote-staging" in promoted
     assert remote.pushes()[-1][:2] == ["merge_request.create", "merge_request.target=main"]
     git("fetch", "-q", "origin", "mlgit/promote-staging", cwd=repo)
@@ -119,12 +101,12 @@ def test_init_build_deploy_promote_deploy_status_rollback_destroy(
     digest = image_ref.split("@")[1]
     assert f"digest: {digest}" in (repo / "deploy/overlays/staging/image/kustomization.yaml").read_text()
 
-    staging = ok("deploy", "--env", "staging", repo, env=kubeconfig)  # no --image: the digest pinned in git
+    staging = mlgit_ok("deploy", "--env", "staging", repo, env=kubeconfig)  # no --image: the digest pinned in git
     assert "answered the sample as expected" in staging
     live = kube.get("deployment", name, f"{name}-staging")
     assert live is not None and containers(live) == {"server": image_ref}
 
-    status = json.loads(ok("status", "--json", repo, env=kubeconfig))
+    status = json.loads(mlgit_ok("status", "--json", repo, env=kubeconfig))
     records = {r["environment"]: r for r in status}
     assert records["staging"]["in_sync"] is True and records["staging"]["running_digest"] == digest
     assert records["staging"]["replicas"] == {"ready": 1, "desired": 1}
@@ -132,8 +114,8 @@ def test_init_build_deploy_promote_deploy_status_rollback_destroy(
 
     # A settings change makes a second dev revision; rollback returns to the first.
     update_config(repo, {"serving": {"drain_seconds": 9}})
-    ok("deploy", "--env", "dev", "--image", image_ref, repo, env=kubeconfig)
-    rolled = ok("rollback", "--env", "dev", repo, env=kubeconfig)
+    mlgit_ok("deploy", "--env", "dev", "--image", image_ref, repo, env=kubeconfig)
+    rolled = mlgit_ok("rollback", "--env", "dev", repo, env=kubeconfig)
     assert "rolled back dev to revision 1" in rolled
     live = kube.get("deployment", name, f"{name}-dev")
     assert live is not None
@@ -141,7 +123,7 @@ def test_init_build_deploy_promote_deploy_status_rollback_destroy(
     assert env["MLGIT_SERVING_DRAIN_SECONDS"] == "20"
 
     for environment in ("dev", "staging"):
-        ok("destroy", "--env", environment, repo, env=kubeconfig)
+        mlgit_ok("destroy", "--env", environment, repo, env=kubeconfig)
         selector = f"app.kubernetes.io/managed-by=mlgit,mlgit.dev/model={name}"
         for kind in ("deployment", "replicaset", "pod", "service", "ingress"):
             assert kube.list(kind, f"{name}-{environment}", selector) == [], (environment, kind)
