@@ -5,6 +5,8 @@
 #                                               CRDs; the last stdout line is KUBECONFIG=<path>
 #   bash tests/cluster/control-plane.sh down    stop exactly the processes `up` started (their pid files)
 #   bash tests/cluster/control-plane.sh build   only build (or find cached) the binaries
+#   bash tests/cluster/control-plane.sh build-kubelet   also the kubelet of the same release (tests/cluster/kubelet.sh)
+#   bash tests/cluster/control-plane.sh kubelet-path    where that kubelet is (built or not)
 #   bash tests/cluster/control-plane.sh env     the variables tests read, one NAME=value per line
 #
 # What runs (plain processes, no kwokctl: every flag is visible here, and `down` knows exactly what to stop):
@@ -39,27 +41,20 @@ POD_ADDRESS=${MLGIT_TEST_POD_ADDRESS:-127.0.0.1:18080}
 KUBECONFIG_PATH="$STATE/admin.kubeconfig"
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
 
-log() { printf '[control-plane %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { printf '[control-plane] ERROR: %s\n' "$*" >&2; exit 1; }
-tail_log() { [[ -f $1 ]] && { log "last lines of $1:"; tail -n 30 "$1" >&2; }; return 0; }
-elapsed() { echo $(($(date +%s) - $1)); }
+NAME=control-plane PIDS="$STATE/pids" LOGS="$STATE/logs"
+# shellcheck source=tests/cluster/lib.sh
+source "$HERE/lib.sh"
 
 K8S_MINOR=${K8S_VERSION#*.}
 K8S_MINOR=${K8S_MINOR%%.*}
 K8S_BIN="$CACHE/bin/kubernetes-v$K8S_VERSION"
-KWOK_BIN="$CACHE/bin/kwok-v$KWOK_VERSION"
+KUBELET_BIN="$CACHE/bin/kubelet-v$K8S_VERSION"
 
 go_env() {
   command -v go >/dev/null || die "go not found: the control plane is built from source with Go >= 1.25
   (install Go, or point MLGIT_TEST_KUBECONFIG at an existing cluster such as kind to run the cluster tests)"
   export GOMODCACHE="$CACHE/go/mod" GOCACHE="$CACHE/go/build" GOFLAGS=-mod=mod GOTOOLCHAIN=local CGO_ENABLED=0
   mkdir -p "$GOMODCACHE" "$GOCACHE"
-}
-
-# module DIR NAME: a throwaway Go module in DIR (only go.mod; requirements are added by the caller)
-module() {
-  mkdir -p "$1"
-  [[ -f $1/go.mod ]] || printf 'module mlgit.local/control-plane/%s\n\ngo 1.25.0\n' "$2" >"$1/go.mod"
 }
 
 # kubernetes_mod: the path of k8s.io/kubernetes@v$K8S_VERSION's go.mod (downloaded through the proxy once)
@@ -80,87 +75,74 @@ etcd_version() {
   awk '$1 == "go.etcd.io/etcd/client/v3" { sub(/^v/, "", $2); print $2; exit }' "$(kubernetes_mod)"
 }
 
-build_kubernetes() {
-  local src="$CACHE/src/kubernetes-v$K8S_VERSION" version="v$K8S_VERSION" start ldflags pkg mod
-  if [[ -x $K8S_BIN/kube-apiserver && -x $K8S_BIN/kube-controller-manager && -x $K8S_BIN/kube-scheduler ]]; then
-    return
-  fi
+# kubernetes_commands NAME BIN_DIR COMMAND...: k8s.io/kubernetes's cmd/COMMAND at K8S_VERSION into BIN_DIR, from
+# a throwaway module $CACHE/src/NAME-v<version> of its own (two builds never rewrite each other's go.mod)
+kubernetes_commands() {
+  local name=$1 bin=$2 version="v$K8S_VERSION" command missing=() src start ldflags pkg mod
+  shift 2
+  src="$CACHE/src/$name-v$K8S_VERSION"
+  for command; do [[ -x $bin/$command ]] || missing+=("$command"); done
+  ((${#missing[@]})) || return 0
   go_env
   start=$(date +%s)
-  log "building Kubernetes $version (apiserver, controller-manager, scheduler) in $src: 15-30 min cold on 2 cores"
+  log "building Kubernetes $version ($*) in $src: 15-30 min cold on 2 cores, minutes once another of its commands is"
   mod=$(kubernetes_mod)
+  mkdir -p "$src"
   # k8s.io/kubernetes replaces its staging modules (k8s.io/api, client-go, ...) with local paths, which a
   # dependent module cannot see: map each one it requires at v0.0.0 to the published v0.<minor>.<patch>.
   {
-    printf 'module mlgit.local/control-plane/kubernetes\n\ngo 1.25.0\n\nrequire k8s.io/kubernetes %s\n\nreplace (\n' "$version"
+    printf 'module mlgit.local/control-plane/%s\n\ngo 1.25.0\n\nrequire k8s.io/kubernetes %s\n\nreplace (\n' "$name" "$version"
     awk -v v="v0.${K8S_VERSION#*.}" '$2 == "v0.0.0" && $1 ~ /^k8s\.io\// { printf "\t%s => %s %s\n", $1, $1, v }' "$mod"
     printf ')\n'
   } >"$src/go.mod"
-  cat >"$src/tools.go" <<'EOF'
-//go:build tools
-
-// Package tools names the commands this module builds, so that `go mod tidy` keeps their dependencies.
-package tools
-
-import (
-	_ "k8s.io/kubernetes/cmd/kube-apiserver"
-	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
-	_ "k8s.io/kubernetes/cmd/kube-scheduler"
-)
-EOF
+  {  # shellcheck disable=SC2016  # the backquotes are Go comment text
+    printf '//go:build tools\n\n// Package tools names the commands this module builds, so that `go mod tidy` keeps their dependencies.\n'
+    printf 'package tools\n\nimport (\n'
+    for command; do printf '\t_ "k8s.io/kubernetes/cmd/%s"\n' "$command"; done
+    printf ')\n'
+  } >"$src/tools.go"
   (cd "$src" && go mod tidy) >"$src/tidy.log" 2>&1 || { tail_log "$src/tidy.log"; die "go mod tidy failed for Kubernetes $version"; }
   # Without these the binaries report v0.0.0, and version checks (kubectl, client libraries) misbehave.
   ldflags="-s -w"
   for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ldflags+=" -X $pkg.gitVersion=$version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$K8S_MINOR -X $pkg.gitTreeState=clean"
   done
-  mkdir -p "$K8S_BIN.tmp"
-  (cd "$src" && go build -trimpath -ldflags "$ldflags" -o "$K8S_BIN.tmp/" \
-    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler) \
-    >"$src/build.log" 2>&1 || { tail_log "$src/build.log"; die "go build of Kubernetes $version failed"; }
-  rm -rf "$K8S_BIN" && mv "$K8S_BIN.tmp" "$K8S_BIN"
-  log "built Kubernetes $version in $(elapsed "$start") s"
+  mkdir -p "$bin.tmp"
+  (cd "$src" && go build -trimpath -ldflags "$ldflags" -o "$bin.tmp/" "${@/#/k8s.io/kubernetes/cmd/}") \
+    >"$src/build.log" 2>&1 || { tail_log "$src/build.log"; die "go build of Kubernetes $version ($*) failed"; }
+  rm -rf "$bin" && mv "$bin.tmp" "$bin"
+  log "built Kubernetes $version ($*) in $(elapsed "$start") s"
 }
 
-build_etcd() {
-  local version bin src start
-  version=$(etcd_version)
-  [[ -n $version ]] || die "no go.etcd.io/etcd/client/v3 requirement found in Kubernetes v$K8S_VERSION's go.mod"
-  bin="$CACHE/bin/etcd-v$version"
-  if [[ ! -x $bin/etcd ]]; then
+# go_command NAME MODULE VERSION PACKAGE BINARY: PACKAGE of MODULE@VERSION as $CACHE/bin/NAME-vVERSION/BINARY,
+# from a throwaway module $CACHE/src/NAME-vVERSION; prints the binary's path
+go_command() {
+  local name=$1 module=$2 version=$3 package=$4 binary=$5 bin src start
+  bin="$CACHE/bin/$name-v$version"
+  src="$CACHE/src/$name-v$version"
+  if [[ ! -x $bin/$binary ]]; then
     go_env
     start=$(date +%s)
-    src="$CACHE/src/etcd-v$version"
-    log "building etcd v$version (the version Kubernetes v$K8S_VERSION pins)"
-    module "$src" etcd
-    (cd "$src" && go get "go.etcd.io/etcd/server/v3@v$version" && mkdir -p "$bin.tmp" &&
-      go build -trimpath -ldflags "-s -w" -o "$bin.tmp/etcd" go.etcd.io/etcd/server/v3) >"$src/build.log" 2>&1 \
-      || { tail_log "$src/build.log"; die "building etcd v$version failed"; }
+    log "building $name v$version"
+    mkdir -p "$src"
+    [[ -f $src/go.mod ]] || printf 'module mlgit.local/control-plane/%s\n\ngo 1.25.0\n' "$name" >"$src/go.mod"
+    (cd "$src" && go get "$module@v$version" && mkdir -p "$bin.tmp" &&
+      go build -trimpath -ldflags "-s -w" -o "$bin.tmp/$binary" "$package") >"$src/build.log" 2>&1 \
+      || { tail_log "$src/build.log"; die "building $name v$version failed"; }
     rm -rf "$bin" && mv "$bin.tmp" "$bin"
-    log "built etcd v$version in $(elapsed "$start") s"
+    log "built $name v$version in $(elapsed "$start") s" 
   fi
-  ETCD_BIN="$bin"
-}
-
-build_kwok() {
-  local src="$CACHE/src/kwok-v$KWOK_VERSION" start
-  [[ -x $KWOK_BIN/kwok ]] && return
-  go_env
-  start=$(date +%s)
-  log "building kwok v$KWOK_VERSION"
-  module "$src" kwok
-  (cd "$src" && go get "sigs.k8s.io/kwok@v$KWOK_VERSION" && mkdir -p "$KWOK_BIN.tmp" &&
-    go build -trimpath -ldflags "-s -w" -o "$KWOK_BIN.tmp/kwok" sigs.k8s.io/kwok/cmd/kwok) >"$src/build.log" 2>&1 \
-    || { tail_log "$src/build.log"; die "building kwok v$KWOK_VERSION failed"; }
-  rm -rf "$KWOK_BIN" && mv "$KWOK_BIN.tmp" "$KWOK_BIN"
-  log "built kwok v$KWOK_VERSION in $(elapsed "$start") s"
+  echo "$bin/$binary"
 }
 
 build() {
+  local etcd
   mkdir -p "$CACHE/bin" "$CACHE/src" || die "cannot write $CACHE (set MLGIT_CONTROL_PLANE_CACHE to a writable folder)"
-  build_kubernetes
-  build_etcd
-  build_kwok
+  kubernetes_commands kubernetes "$K8S_BIN" kube-apiserver kube-controller-manager kube-scheduler
+  etcd=$(etcd_version)
+  [[ -n $etcd ]] || die "no go.etcd.io/etcd/client/v3 requirement found in Kubernetes v$K8S_VERSION's go.mod"
+  ETCD=$(go_command etcd go.etcd.io/etcd/server/v3 "$etcd" go.etcd.io/etcd/server/v3 etcd)
+  KWOK=$(go_command kwok sigs.k8s.io/kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok kwok)
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -225,36 +207,9 @@ EOF
 }
 
 # ---------------------------------------------------------------------------------------------
-pid_of() { [[ -s $STATE/pids/$1 ]] && cat "$STATE/pids/$1"; }
-alive() { local pid; pid=$(pid_of "$1") && kill -0 "$pid" 2>/dev/null; }
-
-start() {  # start NAME BINARY ARGS...: a background process with its log and pid file
-  local name=$1
-  shift
-  alive "$name" && return
-  mkdir -p "$STATE/pids" "$STATE/logs"
-  # setsid: its own session, so that a Ctrl-C of the caller or the end of a test run does not stop it;
-  # 9>&-: never inherit tests/run.sh's setup lock.
-  setsid "$@" </dev/null >>"$STATE/logs/$name.log" 2>&1 9>&- &
-  echo $! >"$STATE/pids/$name"
-}
-
 apiserver_ready() {
   curl -fsS --noproxy '*' --max-time 3 --cacert "$STATE/pki/ca.crt" --cert "$STATE/pki/admin.crt" \
     --key "$STATE/pki/admin.key" "https://127.0.0.1:$APISERVER_PORT/readyz" >/dev/null 2>&1
-}
-
-wait_until() {  # wait_until SECONDS WHAT COMPONENT COMMAND...
-  local timeout=$1 what=$2 component=$3 deadline
-  shift 3
-  deadline=$(($(date +%s) + timeout))
-  until "$@" >/dev/null 2>&1; do
-    if [[ -n $component ]] && ! alive "$component"; then
-      tail_log "$STATE/logs/$component.log"; die "$component exited while waiting for $what"
-    fi
-    (($(date +%s) < deadline)) || { [[ -n $component ]] && tail_log "$STATE/logs/$component.log"; die "$what: not within ${timeout}s"; }
-    sleep 0.5
-  done
 }
 
 k() { "$KUBECTL" --kubeconfig "$KUBECONFIG_PATH" "$@"; }
@@ -262,12 +217,11 @@ k() { "$KUBECTL" --kubeconfig "$KUBECONFIG_PATH" "$@"; }
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 up() {
-  local start_time etcd_bin
+  local start_time
   start_time=$(date +%s)
   KUBECTL=${MLGIT_TEST_KUBECTL:-$(command -v kubectl || true)}
   [[ -x $KUBECTL ]] || die "kubectl not found (MLGIT_TEST_KUBECTL): it applies the CRDs and fake nodes"
   build
-  etcd_bin="$ETCD_BIN/etcd"
   mkdir -p "$STATE"
   if alive kube-apiserver && apiserver_ready && alive kwok && alive kube-controller-manager; then
     log "already running (state in $STATE)"
@@ -287,7 +241,7 @@ up() {
   local name
   for name in admin kube-controller-manager kube-scheduler kwok; do kubeconfig "$name"; done
 
-  start etcd "$etcd_bin" --name mlgit-test --data-dir "$STATE/etcd" \
+  start etcd "$ETCD" --name mlgit-test --data-dir "$STATE/etcd" \
     --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
     --listen-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" --initial-advertise-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" \
     --initial-cluster "mlgit-test=http://127.0.0.1:$((ETCD_PORT + 1))" \
@@ -329,7 +283,7 @@ up() {
   : >>"$STATE/pods/current.log"
   sed -e "s|@POD_HOST@|${POD_ADDRESS%:*}|g" -e "s|@POD_PORT@|${POD_ADDRESS##*:}|g" -e "s|@POD_LOG@|$STATE/pods/current.log|g" \
     "$HERE/kwok/kwok.yaml" >"$STATE/kwok.yaml"
-  start kwok "$KWOK_BIN/kwok" --kubeconfig "$STATE/kwok.kubeconfig" --config "$STATE/kwok.yaml" \
+  start kwok "$KWOK" --kubeconfig "$STATE/kwok.kubeconfig" --config "$STATE/kwok.yaml" \
     --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
     --node-ip 127.0.0.1 --node-port "$KWOK_PORT" --server-address "127.0.0.1:$KWOK_PORT" \
     --tls-cert-file "$pki/kubelet.crt" --tls-private-key-file "$pki/kubelet.key" \
@@ -348,7 +302,7 @@ up() {
   wait_until 60 "a fake node to become Ready" kwok node_ready
   wait_until 60 "the default ServiceAccount (serviceaccount controller)" kube-controller-manager \
     k get serviceaccount default -n default
-  log "ready in $(elapsed "$start_time") s (logs in $STATE/logs)"
+  log "ready in $(elapsed "$start_time") s (logs in $LOGS)"
   print_env
 }
 
@@ -373,7 +327,7 @@ down() {
       kill -9 "$pid" 2>/dev/null || true
       stopped+=("$component")
     fi
-    rm -f "$STATE/pids/$component"
+    rm -f "$PIDS/$component"
   done
   log "stopped: ${stopped[*]:-nothing was running}"
   # A stopped cluster's etcd data would bring back every object on the next `up`: start clean.
@@ -384,6 +338,8 @@ case ${1:-} in
   up) up ;;
   down) down ;;
   build) build ;;
+  build-kubelet) build && kubernetes_commands kubelet "$KUBELET_BIN" kubelet ;;
+  kubelet-path) echo "$KUBELET_BIN/kubelet" ;;
   env) print_env ;;
-  *) echo "usage: $0 up|down|build|env" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|build|build-kubelet|kubelet-path|env" >&2; exit 2 ;;
 esac

@@ -42,12 +42,8 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 FILES="$HERE/kubelet"
 CONTROL_PLANE="$HERE/control-plane.sh"
-# The control plane's cache and version, read the way control-plane.sh reads them, so that the kubelet is
-# built beside its binaries at the same version. The default version is taken from control-plane.sh itself
-# (not sourced: only its one assignment line is read), so that there is one place to change it.
-CACHE=${MLGIT_CONTROL_PLANE_CACHE:-/var/cache/mlgit/control-plane}
-# shellcheck disable=SC2016  # the pattern matches control-plane.sh's literal `${MLGIT_K8S_VERSION:-...}`
-K8S_VERSION=${MLGIT_K8S_VERSION:-$(sed -n 's/^K8S_VERSION=\${MLGIT_K8S_VERSION:-\([0-9][0-9.]*\)}.*/\1/p' "$CONTROL_PLANE")}
+# The kubelet is built by control-plane.sh, at its Kubernetes release, beside its binaries and in its caches.
+KUBELET_BIN=$(bash "$CONTROL_PLANE" kubelet-path)
 ROOT=${MLGIT_KUBELET_ROOT:-/var/lib/mlgit-kubelet}
 RUN=${MLGIT_KUBELET_RUN:-/run/mlgit-kubelet}
 NODE_NAME=mlgit-kubelet-0
@@ -71,19 +67,15 @@ SYSCTLS=(vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops 
 IPTABLES_CHAINS=(filter:KUBE-FIREWALL mangle:KUBE-IPTABLES-HINT mangle:KUBE-KUBELET-CANARY nat:KUBE-KUBELET-CANARY
                  filter:KUBE-KUBELET-CANARY)
 
-K8S_MINOR=${K8S_VERSION#*.}
-K8S_MINOR=${K8S_MINOR%%.*}
-KUBELET_BIN="$CACHE/bin/kubelet-v$K8S_VERSION/kubelet"
 SOCKET="$RUN/containerd.sock"
 PKI="$ROOT/pki"
 LOGS="$ROOT/logs"
 UNAVAILABLE=3
 
-log() { printf '[kubelet %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { printf '[kubelet] ERROR: %s\n' "$*" >&2; exit 1; }
+NAME=kubelet PIDS="$RUN/pids"
+# shellcheck source=tests/cluster/lib.sh
+source "$HERE/lib.sh"
 unavailable() { printf '[kubelet] UNAVAILABLE: %s\n' "$*" >&2; exit "$UNAVAILABLE"; }
-tail_log() { [[ -f $1 ]] && { log "last lines of $1:"; tail -n 30 "$1" >&2; }; return 0; }
-elapsed() { echo $(($(date +%s) - $1)); }
 
 # ---------------------------------------------------------------------------------------------
 # check: what this machine must have. Each miss names the package or setting (exit 3).
@@ -91,7 +83,6 @@ check() {
   local missing=() cmd
   [[ $(uname -s) == Linux ]] || unavailable "a kubelet needs Linux"
   ((EUID == 0)) || unavailable "a kubelet and containerd need root (cgroups, mounts, network namespaces)"
-  [[ -n $K8S_VERSION ]] || die "no Kubernetes version: MLGIT_K8S_VERSION is unset and none found in $CONTROL_PLANE"
   for cmd in containerd ctr runc ip mount gcc openssl base64 sha256sum; do
     command -v "$cmd" >/dev/null || missing+=("$cmd")
   done
@@ -126,56 +117,11 @@ check() {
 
 # ---------------------------------------------------------------------------------------------
 # build: the kubelet (Go, cached per version beside the control plane's binaries) and the pause image.
-go_env() {
-  command -v go >/dev/null || unavailable "go not found: the kubelet is built from source (as the control plane)"
-  # The control plane's caches: what its build compiled (client-go, apimachinery, ...) is reused.
-  export GOMODCACHE="$CACHE/go/mod" GOCACHE="$CACHE/go/build" GOFLAGS=-mod=mod GOTOOLCHAIN=local CGO_ENABLED=0
-  mkdir -p "$GOMODCACHE" "$GOCACHE"
-}
-
 build_kubelet() {
-  local version="v$K8S_VERSION" src="$CACHE/src/kubelet-v$K8S_VERSION" mod info ldflags pkg start
   [[ -x $KUBELET_BIN ]] && return
-  [[ ${MLGIT_KUBELET_NO_BUILD:-} == 1 ]] && unavailable "the kubelet $version is not built ($KUBELET_BIN; \`bash tests/cluster/kubelet.sh build\` builds it)"
-  # The control plane first: its build fills the module and build caches this one shares.
-  bash "$CONTROL_PLANE" build || die "tests/cluster/control-plane.sh build failed"
-  go_env
-  start=$(date +%s)
-  log "building the kubelet $version in $src (15-25 min cold on 2 cores, minutes when the control plane is built)"
-  mkdir -p "$src"
-  # A module of our own, never the control plane's: two builds must not rewrite each other's go.mod.
-  mod="$src/kubernetes.mod"
-  if [[ ! -s $mod ]]; then
-    info=$(go mod download -json "k8s.io/kubernetes@$version") || die "the Go proxy does not serve k8s.io/kubernetes@$version"
-    cp "$(sed -n 's/^\s*"GoMod": "\(.*\)",$/\1/p' <<<"$info")" "$mod"
-  fi
-  # As control-plane.sh does: k8s.io/kubernetes replaces its staging modules with local paths, which a
-  # dependent module cannot see; map each one it requires at v0.0.0 to the published v0.<minor>.<patch>.
-  {
-    printf 'module mlgit.local/control-plane/kubelet\n\ngo 1.25.0\n\nrequire k8s.io/kubernetes %s\n\nreplace (\n' "$version"
-    awk -v v="v0.${K8S_VERSION#*.}" '$2 == "v0.0.0" && $1 ~ /^k8s\.io\// { printf "\t%s => %s %s\n", $1, $1, v }' "$mod"
-    printf ')\n'
-  } >"$src/go.mod"
-  cat >"$src/tools.go" <<'EOF'
-//go:build tools
-
-// Package tools names the command this module builds, so that `go mod tidy` keeps its dependencies.
-package tools
-
-import _ "k8s.io/kubernetes/cmd/kubelet"
-EOF
-  (cd "$src" && go mod tidy) >"$src/tidy.log" 2>&1 || { tail_log "$src/tidy.log"; die "go mod tidy failed for the kubelet $version"; }
-  # The same version stamp as the control plane's binaries: the node reports it, and version skew checks
-  # read it.
-  ldflags="-s -w"
-  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    ldflags+=" -X $pkg.gitVersion=$version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$K8S_MINOR -X $pkg.gitTreeState=clean"
-  done
-  mkdir -p "${KUBELET_BIN%/*}.tmp"
-  (cd "$src" && go build -trimpath -ldflags "$ldflags" -o "${KUBELET_BIN%/*}.tmp/kubelet" k8s.io/kubernetes/cmd/kubelet) \
-    >"$src/build.log" 2>&1 || { tail_log "$src/build.log"; die "go build of the kubelet $version failed"; }
-  rm -rf "${KUBELET_BIN%/*}" && mv "${KUBELET_BIN%/*}.tmp" "${KUBELET_BIN%/*}"
-  log "built the kubelet $version in $(elapsed "$start") s"
+  [[ ${MLGIT_KUBELET_NO_BUILD:-} == 1 ]] && unavailable "the kubelet is not built ($KUBELET_BIN; \`bash tests/cluster/kubelet.sh build\` builds it)"
+  command -v go >/dev/null || unavailable "go not found: the kubelet is built from source (as the control plane)"
+  bash "$CONTROL_PLANE" build-kubelet || die "tests/cluster/control-plane.sh build-kubelet failed"
 }
 
 # The pause image's name carries a hash of its source and compiler: an edit of pause.c makes a new image.
@@ -224,32 +170,6 @@ build() {
 }
 
 # ---------------------------------------------------------------------------------------------
-pid_of() { [[ -s $RUN/pids/$1 ]] && cat "$RUN/pids/$1"; }
-alive() { local pid; pid=$(pid_of "$1") && kill -0 "$pid" 2>/dev/null; }
-
-start() {  # start NAME BINARY ARGS...: a background process with its log and pid file
-  local name=$1
-  shift
-  mkdir -p "$RUN/pids" "$LOGS"
-  # setsid: its own session, so that the end of a test run does not stop it; 9>&-: never inherit
-  # tests/run.sh's setup lock.
-  setsid "$@" </dev/null >>"$LOGS/$name.log" 2>&1 9>&- &
-  echo $! >"$RUN/pids/$name"
-}
-
-wait_until() {  # wait_until SECONDS WHAT COMPONENT COMMAND...
-  local timeout=$1 what=$2 component=$3 deadline
-  shift 3
-  deadline=$(($(date +%s) + timeout))
-  until "$@" >/dev/null 2>&1; do
-    if [[ -n $component ]] && ! alive "$component"; then
-      tail_log "$LOGS/$component.log"; die "$component exited while waiting for $what"
-    fi
-    (($(date +%s) < deadline)) || { [[ -n $component ]] && tail_log "$LOGS/$component.log"; die "$what: not within ${timeout}s"; }
-    sleep 0.5
-  done
-}
-
 admin() { "$KUBECTL" --kubeconfig "$ADMIN_KUBECONFIG" "$@"; }
 ctr_() { ctr --address "$SOCKET" --namespace k8s.io "$@"; }
 
