@@ -16,6 +16,7 @@ import typer
 
 from mlgit.commands.arguments import DirArg
 from mlgit.errors import MlgitError
+from mlgit.yes_no import yes_no
 
 # The cluster modules import the kubernetes client (0.5 s): imported inside each command, so that
 # `mlgit --help` and shell completion stay fast.
@@ -28,7 +29,6 @@ ContextOpt = typer.Option(
 TimeoutOpt = typer.Option(600.0, "--timeout", help="Seconds to wait for the rollout or the deletion.", min=1)
 # Set in CI/CD variables where the deploy token lacks pods/portforward, without editing the generated jobs.
 SKIP_SMOKE_ENV = "MLGIT_DEPLOY_SKIP_SMOKE"
-_TRUE, _FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
 
 
 def smoke_skipped_by(flag: bool) -> str | None:
@@ -36,11 +36,9 @@ def smoke_skipped_by(flag: bool) -> str | None:
     if flag:
         return "--skip-smoke"
     value = os.environ.get(SKIP_SMOKE_ENV, "")
-    if value.strip().lower() in _TRUE:
-        return f"{SKIP_SMOKE_ENV}={value}"
-    if value.strip().lower() in _FALSE:
-        return None
-    # A typo must not silently run (or skip) the check the user meant to control.
+    skip = yes_no(value) if value.strip() else False
+    if skip is not None:
+        return f"{SKIP_SMOKE_ENV}={value}" if skip else None
     raise MlgitError(f"{SKIP_SMOKE_ENV}={value!r} is not a yes/no value", "set it to 1 to skip the smoke check, or 0")
 
 

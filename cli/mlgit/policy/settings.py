@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Literal
 
 from mlgit.errors import ExitCode, MlgitError
+from mlgit.yes_no import yes_no
 
 WAIVER_MAX_DAYS_ENV = "MLGIT_WAIVER_MAX_DAYS"
 POLICY_DIRS_ENV = "MLGIT_POLICY_DIRS"
@@ -43,7 +44,6 @@ DEFAULT_WAIVER_MAX_DAYS = 90
 DEFAULT_ALLOW_WARN = False
 
 Mode = Literal["enforce", "warn"]
-_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 
 
 @dataclass(frozen=True)
@@ -87,14 +87,14 @@ def _max_days(text: str, source: str) -> int:
 
 
 def _flag(text: str, source: str) -> bool:
-    word = text.strip().lower()
-    if word not in _TRUE | _FALSE:
+    value = yes_no(text)
+    if value is None:
         raise MlgitError(
             f"{source} is {text!r}, not true or false",
             f"set {ALLOW_WARN_ENV} to true or false (or pass --allow-warn / --no-allow-warn)",
             exit_code=ExitCode.USAGE,
         )
-    return word in _TRUE
+    return value
 
 
 def _platform_list(flag: Sequence[str], option: str, text: str, variable: str) -> PlatformList | None:
