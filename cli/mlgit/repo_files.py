@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
 from mlgit.config.load import Project
 from mlgit.config.onnx_model import external_data_copies
 from mlgit.files import RenderedFile
-from mlgit.runtime_settings import RUNTIME_SETTINGS, runtime_settings_dict
+from mlgit.runtime_settings import RUNTIME_SETTINGS, runtime_settings_dict, settings_json
 from mlgit.templating import render_template
 
 
 def runtime_settings(project: Project) -> Iterator[RenderedFile]:
-    text = json.dumps(runtime_settings_dict(project), indent=2) + "\n"
+    text = settings_json(runtime_settings_dict(project))
     yield RenderedFile(RUNTIME_SETTINGS, text)
 
 

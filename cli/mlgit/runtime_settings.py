@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from mlgit.config.load import Project
 from mlgit.model_settings import ModelSettings
 
@@ -26,3 +28,9 @@ def runtime_settings_dict(project: Project) -> dict[str, object]:
         max_request_bytes=serving.max_request_bytes,
     )
     return settings.model_dump(mode="json")
+
+
+def settings_json(settings: dict[str, object]) -> str:
+    """The file's text: the repository's model-settings.json, the ConfigMap's copy and `mlgit serve`'s are
+    byte for byte the same."""
+    return json.dumps(settings, indent=2) + "\n"

@@ -13,7 +13,7 @@ from mlgit.config.load import Project
 from mlgit.config.onnx_model import external_data_copies
 from mlgit.console import print_warning
 from mlgit.errors import MlgitError
-from mlgit.runtime_settings import RUNTIME_SETTINGS, runtime_settings_dict
+from mlgit.runtime_settings import RUNTIME_SETTINGS, runtime_settings_dict, settings_json
 
 
 def settings_drift(on_disk: object, wanted: object, prefix: str = "") -> list[str]:
@@ -56,7 +56,7 @@ def runtime_repository(project: Project) -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="mlgit-serve-") as tmp:
         model_dir = Path(tmp) / cfg.name
         (model_dir / cfg.model.version).mkdir(parents=True)
-        (model_dir / "model-settings.json").write_text(json.dumps(wanted, indent=2) + "\n", encoding="utf-8")
+        (model_dir / RUNTIME_SETTINGS).write_text(settings_json(wanted), encoding="utf-8")
         (model_dir / "sample.json").symlink_to(project.root / cfg.model.sample.path)
         (model_dir / cfg.model.version / "model.onnx").symlink_to(project.root / cfg.model.path)
         for source, location in external_data_copies(cfg.model.path, project.model):

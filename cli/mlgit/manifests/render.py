@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
 from mlgit.config.load import Project
 from mlgit.config.schema import MlgitConfig
 from mlgit.files import RenderedFile
-from mlgit.runtime_settings import runtime_settings_dict
+from mlgit.runtime_settings import runtime_settings_dict, settings_json
 from mlgit.targets import REVIEW, Target, known_targets, target
 from mlgit.templating import render_template
 
@@ -87,7 +86,7 @@ def _base(project: Project) -> Iterator[RenderedFile]:
     for template in ("kustomization", "serviceaccount", "deployment", "service", "networkpolicy"):
         path = f"base/{template}.yaml"
         yield RenderedFile(f"{DEPLOY}/{path}", render_template("manifests", f"{path}.j2", **context))
-    settings = json.dumps(runtime_settings_dict(project), indent=2) + "\n"
+    settings = settings_json(runtime_settings_dict(project))
     yield RenderedFile(f"{DEPLOY}/base/model-settings.json", settings)
 
 
