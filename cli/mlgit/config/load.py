@@ -15,6 +15,7 @@ from mlgit.config.onnx_model import OnnxModel, check_external_data, read_onnx, s
 from mlgit.config.placeholders import placeholder_warnings
 from mlgit.config.schema import MlgitConfig
 from mlgit.config.yamlio import position, read_yaml
+from mlgit.console import print_warning
 from mlgit.errors import Location, MlgitError
 from mlgit.samples.check import check_sample
 
@@ -194,9 +195,7 @@ def load_project(root: Path, *, warn: bool = True) -> Project:
         )
     sample = _load_sample(root, config, model, doc)
     warnings = tuple(placeholder_warnings(config, doc, config_path))
-    if warn and warnings:
-        from mlgit.console import print_warning
-
+    if warn:
         for warning in warnings:
             print_warning(warning)
     return Project(root=root, config=config, model=model, sample=sample, warnings=warnings)
