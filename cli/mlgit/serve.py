@@ -66,9 +66,16 @@ def runtime_repository(project: Project) -> Iterator[Path]:
         yield Path(tmp)
 
 
+_SETTINGS_HINT = "the runtime's MLGIT_SERVING_* variables are described in serving_runtime/README.md"
+
+
 def serve_locally(project: Project, host: str, port: int) -> None:
     """Serve `project` until Ctrl-C or SIGTERM (the runtime drains in-flight requests first)."""
     try:
+        from pydantic import ValidationError
+        from pydantic_settings import SettingsError
+
+        from mlgit_serving.errors import ConfigurationError
         from mlgit_serving.server import serve
     except ImportError:
         raise MlgitError(
@@ -82,6 +89,13 @@ def serve_locally(project: Project, host: str, port: int) -> None:
         except SystemExit as exc:  # uvicorn exits (code 3) when it cannot start; 3 means a policy failure here
             if exc.code not in (0, None):
                 raise MlgitError(f"the server could not start on {host}:{port} (see its log above)") from None
+        except ConfigurationError as exc:
+            raise MlgitError(str(exc), _SETTINGS_HINT) from None
+        except ValidationError as exc:
+            problems = [f"MLGIT_SERVING_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()]
+            raise MlgitError("the MLGIT_SERVING_* settings are not valid", _SETTINGS_HINT, problems=problems) from None
+        except SettingsError as exc:  # a value that should be JSON (e.g. MLGIT_SERVING_OIDC_REQUIRED_CLAIMS) is not
+            raise MlgitError(f"the MLGIT_SERVING_* settings are not valid: {exc}", _SETTINGS_HINT) from None
 
 
 def _check_port_free(host: str, port: int) -> None:

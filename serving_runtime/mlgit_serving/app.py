@@ -15,6 +15,8 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from . import __version__
+from .auth import AuthGuard, create_guard
+from .docs import add_docs_routes, declare_bearer
 from .errors import ServingError, error_response
 from .fast_path import InferEndpoint, match_infer, serve_infer
 from .http_infer import add_inference_routes
@@ -26,15 +28,27 @@ logger = logging.getLogger(__name__)
 
 
 class _ServingApp(FastAPI):
-    """FastAPI, except that inference requests skip its middleware stack (see fast_path.py)."""
+    """FastAPI, except that inference requests skip its middleware stack (see fast_path.py), and that
+    authentication (auth.py) comes first, here at the edge, for every route that dispatch can reach."""
 
     infer_endpoint: InferEndpoint | None = None
+    auth_guard: AuthGuard | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        identity = None
+        guard = self.auth_guard
+        if guard is not None and guard.applies(scope):
+            try:
+                identity = await guard.admit(scope)
+            except ServingError as exc:
+                await error_response(exc.message, exc.status_code, exc.headers)(scope, receive, send)
+                return
         target = match_infer(scope) if self.infer_endpoint is not None else None
         if target is None:
             await super().__call__(scope, receive, send)
         else:
+            if identity is not None:
+                guard.metrics.inference(target[0], identity)
             await serve_infer(self.infer_endpoint, target, scope, receive, send)
 
 
@@ -64,8 +78,10 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 def create_app(settings: ServerSettings) -> FastAPI:
     """Build the server for one model repository. Models load in the background after startup, so that
-    liveness answers at once and readiness turns true when every model version is loaded and warmed up."""
+    liveness answers at once and readiness turns true when every model version is loaded and warmed up.
+    Raises ConfigurationError when the authentication settings cannot work (before any port is bound)."""
     state = ServingState(settings)
+    guard = create_guard(settings, state.metrics.registry, state.repository)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -82,10 +98,17 @@ def create_app(settings: ServerSettings) -> FastAPI:
         version=__version__,
         description="Open Inference Protocol v2 (REST) for ONNX models, with the binary tensor data extension.",
         lifespan=lifespan,
+        docs_url=None,  # docs.py serves it with shipped assets
         redoc_url=None,
+        openapi_url="/openapi.json" if settings.docs else None,
     )
     app.state.serving = state
+    app.auth_guard = guard
     _install_error_handlers(app)
     app.infer_endpoint = add_inference_routes(app, state)  # first: the router tries routes in order
     add_meta_routes(app, state)
+    if settings.docs:
+        add_docs_routes(app)
+        if guard is not None:
+            declare_bearer(app)
     return app

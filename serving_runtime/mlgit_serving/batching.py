@@ -1,8 +1,9 @@
 """Adaptive batching: a wrapper that stacks compatible requests along the first dimension.
 
 A batch runs as soon as the model is free and no admitted request is still on its way to the queue
-(being read or validated), or when it is full, or when its oldest request has waited max_delay. So a
-lone request never waits, and under load batches grow to what arrives while the previous one runs.
+(requests are admitted once their body is read and decoded), or when it is full, or when its oldest
+request has waited max_delay. So a lone request never waits, and under load batches grow to what
+arrives while the previous one runs.
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ class AdaptiveBatcher:
             first = self._queue.popleft()
             batch, rows = [first], first.rows
             rows = self._fill(batch, rows) if rows < self._max_rows else rows
-            # Requests admitted but not yet queued are still being read or validated: worth waiting for.
+            # Requests admitted but not yet queued are about to be: worth waiting for.
             while rows < self._max_rows and self.admission.outstanding > self._held:
                 remaining = first.enqueued + self._max_delay - time.perf_counter()
                 if remaining <= 0:

@@ -13,18 +13,23 @@ from .errors import BadRequest
 _U32 = struct.Struct("<I")
 
 
-def split_body(body: bytes, header_length: str | None) -> tuple[Any, memoryview]:
-    """Parse the JSON header; the rest of the body (binary tensor data) is returned as a view."""
+def parse_header_length(value: str | None) -> int | None:
+    """Inference-Header-Content-Length as a number: ASCII digits only (int() would also take "1_0", "+10"
+    and other scripts' digits)."""
+    if value is None:
+        return None
+    if not (value.isascii() and value.isdigit() and len(value) <= 20):
+        raise BadRequest(f"Inference-Header-Content-Length must be an integer in ASCII digits, got {value[:40]!r}")
+    return int(value)
+
+
+def split_body(body: bytes, length: int | None) -> tuple[Any, memoryview]:
+    """Parse the JSON header (the first `length` bytes, or all of the body when None); the rest of the body
+    (binary tensor data) is returned as a view."""
     view = memoryview(body)
-    if header_length is None:
+    if length is None:
         json_part, binary = view, view[len(body) :]
     else:
-        try:
-            length = int(header_length)
-        except ValueError:
-            raise BadRequest(
-                f"Inference-Header-Content-Length must be an integer, got {header_length[:40]!r}"
-            ) from None
         if not 0 < length <= len(body):
             raise BadRequest(f"Inference-Header-Content-Length is {length} but the body has {len(body)} bytes")
         json_part, binary = view[:length], view[length:]
@@ -36,9 +41,11 @@ def split_body(body: bytes, header_length: str | None) -> tuple[Any, memoryview]
 
 def decode_bytes_tensor(chunk: memoryview, count: int, name: str) -> np.ndarray:
     """BYTES in binary form: each element is a 4-byte little-endian length then that many bytes."""
+    if 4 * count > len(chunk):  # every element has its length prefix: refuse before building any string
+        raise BadRequest(f"input {name!r}: shape needs {count} BYTES elements, binary data has only {len(chunk)} bytes")
     items: list[str] = []
     offset, end = 0, len(chunk)
-    while offset < end:
+    while offset < end and len(items) < count:
         if offset + 4 > end:
             raise BadRequest(f"input {name!r}: binary BYTES data ends inside an element's length prefix")
         (size,) = _U32.unpack_from(chunk, offset)
@@ -52,6 +59,8 @@ def decode_bytes_tensor(chunk: memoryview, count: int, name: str) -> np.ndarray:
         offset += size
     if len(items) != count:
         raise BadRequest(f"input {name!r}: shape needs {count} BYTES elements, binary data has {len(items)}")
+    if offset < end:
+        raise BadRequest(f"input {name!r}: binary data has more than the {count} BYTES elements its shape needs")
     return np.array(items, dtype=object)
 
 

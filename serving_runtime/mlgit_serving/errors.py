@@ -60,6 +60,10 @@ class RepositoryError(Exception):
     """The model repository itself is unusable (missing, empty): the server cannot start."""
 
 
+class ConfigurationError(Exception):
+    """The process settings cannot work as given (e.g. api-key authentication without a key): no start."""
+
+
 def error_response(message: str, status_code: int, headers: dict[str, str] | None = None) -> Response:
     """OIP v2 clients (tritonclient among them) read errors from {"error": ...}, not FastAPI's {"detail": ...}."""
     return Response(

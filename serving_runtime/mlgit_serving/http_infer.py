@@ -1,7 +1,8 @@
 """POST /v2/models/{name}[/versions/{version}]/infer: the hot path.
 
 Raw body in, bytes out: the body is read and decoded by hand (orjson, numpy views of binary data) and
-checked completely against the signature in validation.py.
+checked completely against the signature in validation.py. A request takes its queue slot (max_queue_size)
+only once its body has arrived and been decoded: a slow or stalled upload must not crowd out real work.
 """
 
 from __future__ import annotations
@@ -20,14 +21,13 @@ from starlette.routing import request_response
 
 from . import openapi
 from .body import read_body
-from .codec import encode_response, split_body
+from .codec import encode_response
+from .decoding import Received, RequestDecoder
 from .errors import ClientClosed, RequestTimeout, ServingError
+from .memory import HeapTrimmer
 from .state import ServingState
-from .validation import decode_request
 
 logger = logging.getLogger("mlgit_serving.requests")
-
-_HEADER_LENGTH = "inference-header-content-length"
 
 
 class _RawRoute(APIRoute):
@@ -54,6 +54,8 @@ def add_inference_routes(app: FastAPI, state: ServingState) -> Callable[..., Cor
     audit = state.audit
     access_log = state.settings.access_log
     body_timeout = state.settings.request_body_timeout_seconds
+    decoder = RequestDecoder(state.settings)
+    trimmer = HeapTrimmer()
 
     async def infer(request: Request, model_name: str, model_version: str | None = None) -> Response:
         arrived = time.perf_counter()
@@ -61,21 +63,22 @@ def add_inference_routes(app: FastAPI, state: ServingState) -> Callable[..., Cor
         metrics = mv.metrics
         status = 500
         request_id = None
+        received = Received()
         try:
             mv.require_ready()
+            try:
+                async with asyncio.timeout(body_timeout):
+                    raw = await read_body(request, mv.max_request_bytes)
+            except TimeoutError:
+                raise RequestTimeout(f"the request body did not arrive within {body_timeout:g} s") from None
+            except ClientDisconnect:
+                raise ClientClosed("the client closed the connection before its request body arrived") from None
+            try:
+                decoded = await decoder.decode(received, raw, request.headers, mv.signature, mv.max_request_bytes)
+            finally:
+                request_id = received.request_id  # known before validation, so that its errors name it
+                del raw  # the decompressed body is all that is needed from here on
             with mv.runner.admission:
-                try:
-                    async with asyncio.timeout(body_timeout):
-                        body = await read_body(request, mv.max_request_bytes)
-                except TimeoutError:
-                    raise RequestTimeout(f"the request body did not arrive within {body_timeout:g} s") from None
-                except ClientDisconnect:
-                    raise ClientClosed("the client closed the connection before its request body arrived") from None
-                header_length = request.headers.get(_HEADER_LENGTH)
-                parsed, binary = split_body(body, header_length)
-                if isinstance(parsed, dict) and isinstance(parsed.get("id"), str):
-                    request_id = parsed["id"]  # known before validation, so that its errors name it
-                decoded = decode_request(parsed, binary, mv.signature)
                 names = [name for name, _ in decoded.outputs]
                 arrays = await mv.runner.infer(decoded.inputs, names)
                 specs = mv.signature.outputs
@@ -96,6 +99,7 @@ def add_inference_routes(app: FastAPI, state: ServingState) -> Callable[..., Cor
                     "version": mv.version,
                     "status": status,
                     "error": exc.message,
+                    "identity": getattr(request.state, "identity", None),
                 },
             )
             raise
@@ -103,6 +107,7 @@ def add_inference_routes(app: FastAPI, state: ServingState) -> Callable[..., Cor
             elapsed = time.perf_counter() - arrived
             metrics.count(status)
             metrics.request_duration.observe(elapsed)
+            trimmer.after_request(received.size)
             if access_log:
                 logger.info(
                     "inference request",
@@ -112,6 +117,7 @@ def add_inference_routes(app: FastAPI, state: ServingState) -> Callable[..., Cor
                         "version": mv.version,
                         "status": status,
                         "duration_ms": round(elapsed * 1000, 3),
+                        "identity": getattr(request.state, "identity", None),
                     },
                 )
         if audit.sampled():
@@ -120,8 +126,8 @@ def add_inference_routes(app: FastAPI, state: ServingState) -> Callable[..., Cor
                 model=model_name,
                 version=mv.version,
                 status=status,
-                request=body,
-                request_header_length=int(header_length) if header_length else None,
+                request=received.body,
+                request_header_length=received.header_length,
                 response=content,
                 response_header_length=response_header_length,
             )

@@ -91,4 +91,5 @@ def add_meta_routes(app: FastAPI, state: ServingState) -> None:
             summary="Model readiness",
             responses={200: openapi.json_body(ok, "Ready"), **openapi.errors(404, 503)},
         )
-    app.add_route("/metrics", metrics, methods=["GET"], include_in_schema=False)
+    if not state.settings.metrics_port:  # else served only on that port (server.py), never on the public one
+        app.add_route("/metrics", metrics, methods=["GET"], include_in_schema=False)

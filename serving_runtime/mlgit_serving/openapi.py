@@ -32,6 +32,7 @@ INFERENCE_REQUEST: dict[str, Any] = {
         "parameters": _PARAMETERS,
         "inputs": {
             "type": "array",
+            "minItems": 1,
             "items": {
                 "type": "object",
                 "required": ["name", "datatype", "shape"],
@@ -46,6 +47,7 @@ INFERENCE_REQUEST: dict[str, Any] = {
         },
         "outputs": {
             "type": "array",
+            "description": "Outputs to return; none or empty: all of them.",
             "items": {
                 "type": "object",
                 "required": ["name"],

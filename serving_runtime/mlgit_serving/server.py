@@ -3,6 +3,9 @@
 Shutdown on SIGTERM or Ctrl-C: readiness fails at once; after SIGTERM requests keep being accepted for
 shutdown_delay_seconds (load balancers need a moment to notice); then the listener closes, in-flight and
 queued requests finish, and the process exits, all within drain_seconds. A second Ctrl-C forces exit.
+
+With metrics_port set, /metrics is served by prometheus_client's own HTTP server on a thread: a scrape
+then answers while the event loop is busy (a slow batch, a hostile body), which is when it matters.
 """
 
 from __future__ import annotations
@@ -15,11 +18,17 @@ import time
 from pathlib import Path
 from types import FrameType
 from typing import Any
+from wsgiref.simple_server import WSGIServer
 
 import uvicorn
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry, start_http_server
+from pydantic import ValidationError
 
 from .app import create_app
-from .errors import RepositoryError
+from .connections import ConnectionTable, connection_cap, raise_open_file_limit
+from .errors import ConfigurationError, RepositoryError
+from .http_protocol import HeadLimits, limited_protocol
 from .logs import configure_logging
 from .memory import freeze_startup_objects, keep_large_blocks
 from .repository import scan
@@ -61,30 +70,61 @@ class _DrainingServer(uvicorn.Server):
         return await super().on_tick(counter)
 
 
-def run(settings: ServerSettings) -> None:
-    """Serve until SIGTERM or Ctrl-C, then drain; blocking."""
-    configure_logging(settings.log_level)
-    keep_large_blocks()
-    scan(settings.model_repository)  # fail before binding the port when there is nothing to serve
-    app = create_app(settings)
-    freeze_startup_objects()
-    config = uvicorn.Config(
+def uvicorn_config(app: FastAPI, settings: ServerSettings) -> uvicorn.Config:
+    """uvicorn's configuration for `app`: the connection limits, keep-alive timeout and TLS of `settings`."""
+    table = ConnectionTable(connection_cap(settings.max_connections), app.state.serving.metrics.registry)
+    protocol = limited_protocol(HeadLimits(settings.max_header_bytes, settings.header_timeout_seconds), table)
+    return uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
+        http=protocol,
+        ws="none",  # no WebSocket endpoint: an upgrade request is served as plain HTTP
+        timeout_keep_alive=settings.keep_alive_timeout_seconds,  # type: ignore[arg-type]  # a float works
+        ssl_certfile=settings.tls_cert_file,
+        ssl_keyfile=settings.tls_key_file,
         log_config=None,
         access_log=False,
         server_header=False,
         timeout_graceful_shutdown=settings.drain_seconds,
     )
-    _DrainingServer(config, app.state.serving).run()
+
+
+def start_metrics_listener(host: str, port: int, registry: CollectorRegistry) -> WSGIServer:
+    """/metrics (any path, in fact) on host:port from a thread of its own; shutdown() stops it."""
+    server, _ = start_http_server(port, addr=host, registry=registry)
+    return server
+
+
+def run(settings: ServerSettings) -> None:
+    """Serve until SIGTERM or Ctrl-C, then drain; blocking."""
+    configure_logging(settings.log_level)
+    keep_large_blocks()
+    scan(settings.model_repository)  # fail before binding the port when there is nothing to serve
+    raise_open_file_limit()  # before the connection cap is derived from it
+    app = create_app(settings)
+    freeze_startup_objects()
+    config = uvicorn_config(app, settings)
+    config.load()  # a bad certificate or key fails here, before any port is bound
+    state: ServingState = app.state.serving
+    metrics = (
+        start_metrics_listener(settings.host, settings.metrics_port, state.metrics.registry)
+        if settings.metrics_port
+        else None
+    )
+    try:
+        _DrainingServer(config, state).run()
+    finally:
+        if metrics is not None:
+            metrics.shutdown()
+            metrics.server_close()
 
 
 def serve(model_repository: Path, host: str, port: int, **overrides: Any) -> None:
     """Run the server in this process (what `mlgit serve` calls). `overrides` are ServerSettings fields;
     fields not given come from MLGIT_SERVING_* environment variables, then defaults. Raises
     RepositoryError when the model repository is missing or empty, pydantic's ValidationError for bad
-    settings."""
+    settings, ConfigurationError for settings that cannot work together (api-key auth without a key)."""
     run(ServerSettings(model_repository=model_repository, host=host, port=port, **overrides))
 
 
@@ -98,6 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     overrides = {k: v for k, v in vars(args).items() if v is not None}
     try:
         run(ServerSettings(**overrides))
-    except RepositoryError as exc:
+    # OSError: a TLS file or the metrics port; ConfigurationError: e.g. api-key auth without a key
+    except (RepositoryError, ConfigurationError, ValidationError, OSError) as exc:
         logger.error(str(exc))
         sys.exit(1)

@@ -6,10 +6,10 @@ The per-model settings (model-settings.json, written by `mlgit render`) are the 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, FilePath, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class ServerSettings(BaseSettings):
@@ -32,12 +32,110 @@ class ServerSettings(BaseSettings):
     request_body_timeout_seconds: float = Field(
         30.0,
         gt=0,
-        description="Longest an inference request's body may take to arrive before a 408: a stalled "
-        "upload holds a queue slot (max_queue_size) meanwhile.",
+        description="Longest an inference request's body may take to arrive before a 408. A body is read "
+        "before the request takes a queue slot (max_queue_size): a stalled upload holds none.",
     )
+    max_header_bytes: int = Field(
+        32768,
+        ge=1024,
+        description="Cap on a request's head (request target, header names and values): a larger one is "
+        "answered 431 and its connection closed. A partial head holds up to this much memory per connection.",
+    )
+    header_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="A request's head must arrive within this of the connection opening or of the previous "
+        "response, else the connection is closed (with a 408 when part of the head came).",
+    )
+    keep_alive_timeout_seconds: float = Field(
+        75.0,
+        gt=0,
+        description="A keep-alive connection on which nothing arrives for this long is closed. Longer than the "
+        "proxies' upstream keep-alive (ingress-nginx and Envoy: 60 s), so that a proxy never reuses a connection "
+        "the server is closing (a 502); idle connections past the cap are evicted first anyway.",
+    )
+    max_connections: int = Field(
+        2048,
+        ge=1,
+        description="Cap on open connections, lowered to the open-file limit less a reserve. When full, a "
+        "new connection evicts the least recently active one that is idle or still sending its head (never "
+        "one mid-request), so readiness keeps answering; with none to evict the newcomer is closed.",
+    )
+    metrics_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="0: /metrics on the main port. N: /metrics only on port N (plain HTTP, on its own "
+        "thread so scrapes answer while the event loop is busy), not on the main port.",
+    )
+    tls_cert_file: FilePath | None = Field(
+        None, description="PEM certificate (chain) to serve HTTPS on the main port; the key may be in it too."
+    )
+    tls_key_file: FilePath | None = Field(None, description="PEM private key of tls_cert_file.")
+
+    @model_validator(mode="after")
+    def _check_listeners(self) -> ServerSettings:
+        if self.tls_key_file is not None and self.tls_cert_file is None:
+            raise ValueError("tls_key_file is set but tls_cert_file is not: give the certificate too")
+        if self.metrics_port and self.metrics_port == self.port:
+            raise ValueError(f"metrics_port: {self.metrics_port} is also the main port; choose another")
+        return self
+
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+    auth_mode: Literal["none", "api-key", "oidc"] = Field(
+        "none",
+        description="Who may call every endpoint but /v2/health/* and /metrics: anyone (none), a client "
+        "sending `Authorization: Bearer <key>` with a configured API key (api-key), or a bearer JWT that "
+        "the OIDC issuer signed for this audience (oidc).",
+    )
+    api_keys: SecretStr | None = Field(
+        None, description="api-key mode: comma-separated keys; their ids are key-1, key-2, ... in order."
+    )
+    api_keys_dir: Path | None = Field(
+        None,
+        description="api-key mode: a directory holding one key per file, the file name being its id (a "
+        "mounted Secret); names starting with '.' are skipped; re-read when it changes.",
+    )
+    oidc_issuer: str | None = Field(None, description="oidc mode: the `iss` tokens must carry (required).")
+    oidc_audience: str | None = Field(None, description="oidc mode: a value tokens' `aud` must hold (required).")
+    oidc_jwks_url: str | None = Field(
+        None, description="oidc mode: the signing keys; default: jwks_uri of the issuer's openid-configuration."
+    )
+    oidc_required_scopes: Annotated[list[str], NoDecode] = Field(
+        [], description="oidc mode: comma-separated scopes every token needs (`scope` or `scp` claim), else 403."
+    )
+    oidc_required_claims: dict[str, Any] = Field(
+        {},
+        description="oidc mode: JSON object claim -> value every token needs (equal, or among the claim's "
+        "values when it is a list), else 403.",
+    )
+    oidc_leeway_seconds: float = Field(60.0, ge=0, description="oidc mode: clock skew allowed on exp/nbf/iat.")
+    docs: bool = Field(True, description="Serve /docs (Swagger UI, shipped with the runtime) and /openapi.json.")
+
+    @field_validator("oidc_required_scopes", mode="before")
+    @classmethod
+    def _split_scopes(cls, value: object) -> object:
+        """The environment gives one comma-separated string; Python callers may pass a list."""
+        return [scope.strip() for scope in value.split(",") if scope.strip()] if isinstance(value, str) else value
+
     access_log: bool = Field(False, description="Log one JSON line per inference request (errors always are).")
     audit_sample_rate: float = Field(
         0.0, ge=0, le=1, description="Fraction of inference requests whose request and response are logged."
     )
     audit_max_bytes: int = Field(4096, ge=0, description="Cap on each logged request or response body.")
+    max_gzip_members: int = Field(
+        64,
+        ge=1,
+        description="Most members a gzip request body may have (RFC 1952 allows several; clients send one); "
+        "more is answered 400.",
+    )
+    max_bytes_elements: int = Field(
+        1_000_000,
+        ge=1,
+        description="Most BYTES elements one inference request may carry, all inputs together, counted from "
+        "the declared shapes before any string is built: more is answered 400. Each element costs a few "
+        "hundred bytes of memory on its way through the server and onnxruntime.",
+    )
+    max_request_id_length: int = Field(
+        256, ge=1, description="Longest inference request `id` (logged and echoed back); longer is answered 400."
+    )

@@ -18,6 +18,14 @@ from .errors import BadRequest
 from .signature import Signature, Tensor
 
 
+@dataclass(frozen=True, slots=True)
+class RequestLimits:
+    """Bounds on what one request may make the server build (ServerSettings gives them)."""
+
+    max_bytes_elements: int  # BYTES elements, all inputs together: each becomes a Python and a C++ string
+    max_id_length: int  # characters of `id`, which is logged and echoed back
+
+
 @dataclass(slots=True)
 class DecodedRequest:
     id: str | None
@@ -52,6 +60,9 @@ def _shape_of(item: dict[str, Any], spec: Tensor) -> list[int]:
 def _from_json(data: Any, spec: Tensor, count: int) -> np.ndarray:
     if not isinstance(data, list):
         raise BadRequest(f"input {spec.name!r}: 'data' must be a list, got {type(data).__name__}")
+    if (not data or type(data[0]) is not list) and len(data) != count:
+        # A flat list's length is known before numpy (or an object array of strings) is built for it.
+        raise BadRequest(f"input {spec.name!r}: shape needs {count} elements, 'data' has {len(data)}")
     if spec.datatype == "BYTES":
         # Nested lists are allowed for every datatype (KServe v2), strings included.
         try:
@@ -125,7 +136,21 @@ def _from_binary(chunk: memoryview, spec: Tensor, count: int) -> np.ndarray:
     return np.frombuffer(chunk, dtype=spec.dtype)
 
 
-def _input(item: Any, signature: Signature, binary: memoryview, offset: int) -> tuple[np.ndarray, str, int]:
+def _check_bytes_budget(spec: Tensor, count: int, left: int | None) -> int | None:
+    """What is left of the request's BYTES element budget after this input; checked before any string is built."""
+    if left is None or spec.datatype != "BYTES":
+        return left
+    if count > left:
+        raise BadRequest(
+            f"input {spec.name!r}: {count} BYTES elements are more than this server accepts in one request "
+            f"({left} left of MLGIT_SERVING_MAX_BYTES_ELEMENTS); split the request"
+        )
+    return left - count
+
+
+def _input(
+    item: Any, signature: Signature, binary: memoryview, offset: int, bytes_left: int | None
+) -> tuple[np.ndarray, str, int, int | None]:
     if not isinstance(item, dict):
         raise BadRequest(f"each entry of 'inputs' must be an object, got {item!r:.80}")
     name = item.get("name")
@@ -137,6 +162,7 @@ def _input(item: Any, signature: Signature, binary: memoryview, offset: int) -> 
         raise BadRequest(f"input {name!r}: expected datatype {spec.datatype}, got {datatype!r:.40}")
     shape = _shape_of(item, spec)
     count = math.prod(shape)
+    bytes_left = _check_bytes_budget(spec, count, bytes_left)
     parameters = item.get("parameters")
     size = parameters.get("binary_data_size") if isinstance(parameters, dict) else None
     if size is None:
@@ -155,7 +181,7 @@ def _input(item: Any, signature: Signature, binary: memoryview, offset: int) -> 
             )
         array = _from_binary(binary[offset : offset + size], spec, count)
         offset += size
-    return array.reshape(shape), name, offset
+    return array.reshape(shape), name, offset, bytes_left
 
 
 def _requested_outputs(request: dict[str, Any], signature: Signature) -> list[tuple[str, bool]]:
@@ -185,19 +211,38 @@ def _requested_outputs(request: dict[str, Any], signature: Signature) -> list[tu
     return requested
 
 
-def decode_request(request: Any, binary: memoryview, signature: Signature) -> DecodedRequest:
+def request_id_of(request: Any, limits: RequestLimits | None) -> str | None:
+    """The request's `id` when it is a string within the length bound; decode_request says what is wrong
+    with any other."""
+    request_id = request.get("id") if isinstance(request, dict) else None
+    if not isinstance(request_id, str) or (limits is not None and len(request_id) > limits.max_id_length):
+        return None
+    return request_id
+
+
+def decode_request(
+    request: Any, binary: memoryview, signature: Signature, limits: RequestLimits | None = None
+) -> DecodedRequest:
+    """Check `request` against `signature` and convert its inputs. `limits` None: no bounds (the model's
+    own sample.json)."""
     if not isinstance(request, dict):
         raise BadRequest("the request must be a JSON object")
     request_id = request.get("id")
     if request_id is not None and not isinstance(request_id, str):
         raise BadRequest("'id' must be a string")
+    if request_id is not None and limits is not None and len(request_id) > limits.max_id_length:
+        raise BadRequest(
+            f"'id' is {len(request_id)} characters long; at most {limits.max_id_length} are accepted "
+            "(MLGIT_SERVING_MAX_REQUEST_ID_LENGTH)"
+        )
     items = request.get("inputs")
     if not isinstance(items, list) or not items:
         raise BadRequest("'inputs' must be a non-empty list")
     inputs: dict[str, np.ndarray] = {}
     offset = 0
+    bytes_left = None if limits is None else limits.max_bytes_elements
     for item in items:
-        array, name, offset = _input(item, signature, binary, offset)
+        array, name, offset, bytes_left = _input(item, signature, binary, offset, bytes_left)
         if name in inputs:
             raise BadRequest(f"input {name!r} appears twice")
         inputs[name] = array

@@ -7,10 +7,13 @@ runtime to drain, as the kubelet does.
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -25,6 +28,16 @@ READY_PATH = "/v2/health/ready"
 READY_TIMEOUT_S = 180.0
 STOP_GRACE_S = 5  # beyond the drain time, as terminationGracePeriodSeconds is
 LOG_TAIL_LINES = 30
+API_KEYS_MOUNT = "/var/run/secrets/mlgit/api-keys"  # where the Deployment mounts the API key Secret
+# Settings the container decides itself: its listener and repository, and no TLS (the readiness wait and
+# the printed URL speak plain HTTP).
+_NOT_PASSED = {
+    "MLGIT_SERVING_HOST",
+    "MLGIT_SERVING_PORT",
+    "MLGIT_SERVING_MODEL_REPOSITORY",
+    "MLGIT_SERVING_TLS_CERT_FILE",
+    "MLGIT_SERVING_TLS_KEY_FILE",
+}
 
 
 @dataclass(frozen=True)
@@ -40,6 +53,24 @@ class Published:
         return f"http://{host}:{self.port}"
 
 
+def container_settings(config: MlgitConfig, environ: Mapping[str, str]) -> tuple[dict[str, str], dict[str, Any]]:
+    """The runtime's environment and bind mounts: the MLGIT_SERVING_* variables of this shell (auth, docs,
+    logging), as the in-process `mlgit serve` would see them, but for what the container fixes; an API key
+    directory is mounted read-only where the Deployment mounts the Secret. mlgit.yaml's port and drain time win."""
+    environment = {k: v for k, v in environ.items() if k.startswith("MLGIT_SERVING_") and k not in _NOT_PASSED}
+    volumes: dict[str, Any] = {}
+    key_dir = environment.pop("MLGIT_SERVING_API_KEYS_DIR", "")
+    if key_dir:
+        path = Path(key_dir).resolve()
+        if not path.is_dir():
+            raise MlgitError(f"MLGIT_SERVING_API_KEYS_DIR={key_dir} is not a directory", "it holds one key per file")
+        volumes[str(path)] = {"bind": API_KEYS_MOUNT, "mode": "ro"}
+        environment["MLGIT_SERVING_API_KEYS_DIR"] = API_KEYS_MOUNT
+    environment["MLGIT_SERVING_PORT"] = str(config.serving.port)
+    environment["MLGIT_SERVING_DRAIN_SECONDS"] = str(config.serving.drain_seconds)
+    return environment, volumes
+
+
 def start_container(client: Any, image: str, config: MlgitConfig, published: Published) -> Any:
     """Start `image` detached, under the pod's security constraints; the caller stops and removes it."""
     import docker.errors
@@ -47,6 +78,7 @@ def start_container(client: Any, image: str, config: MlgitConfig, published: Pub
 
     serving = config.serving
     gpus = [DeviceRequest(count=serving.gpus or 1, capabilities=[["gpu"]])] if serving.device == "gpu" else None
+    environment, volumes = container_settings(config, os.environ)
     try:
         return client.containers.run(
             image,
@@ -56,10 +88,8 @@ def start_container(client: Any, image: str, config: MlgitConfig, published: Pub
             tmpfs={"/tmp": "rw,nosuid,nodev,mode=1777"},
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"],
-            environment={
-                "MLGIT_SERVING_PORT": str(serving.port),
-                "MLGIT_SERVING_DRAIN_SECONDS": str(serving.drain_seconds),
-            },
+            environment=environment,
+            volumes=volumes,
             ports={f"{serving.port}/tcp": (published.host, published.port)},
             device_requests=gpus,
             labels={"org.mlgit.model": config.name},

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -41,5 +42,6 @@ def serve(
         raise MlgitError("--image only applies with --docker", exit_code=ExitCode.USAGE)
     from mlgit.serve import serve_locally
 
-    err.print(f"serving {name} on http://{host}:{port}  (try: curl http://{host}:{port}/v2/models/{name})")
+    auth = "" if os.environ.get("MLGIT_SERVING_AUTH_MODE", "none") == "none" else '-H "Authorization: Bearer $KEY" '
+    err.print(f"serving {name} on http://{host}:{port}  (try: curl {auth}http://{host}:{port}/v2/models/{name})")
     serve_locally(project, host, port)

@@ -1,0 +1,200 @@
+"""uvicorn's httptools protocol with a size cap and a deadline on each request's head, and a connection cap.
+
+uvicorn caps neither the size nor the arrival time of a request's head, and httptools buffers a header
+until it is complete, copying the buffer on every read: three 300 MiB headers were answered 200 at a
+994 MB peak, and a client sending its head a byte at a time kept its connection for minutes. Here the
+head's bytes are counted as they arrive (431 past max_header_bytes, before httptools buffers more than
+one read beyond it), the whole head must arrive within header_timeout_seconds of the connection opening
+or of the previous response, and every connection passes through the ConnectionTable's cap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from asyncio import TimerHandle
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import httptools
+import orjson
+from uvicorn.config import Config
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.server import ServerState
+
+from .connections import ConnectionTable
+
+logger = logging.getLogger(__name__)
+
+# After a 431 the rest of the head is still arriving: read and drop it this long before closing, so that
+# the client reads the answer instead of a connection reset.
+LINGER_SECONDS = 2.0
+_HEADER_LINE_OVERHEAD = len(b": \r\n")
+
+
+@dataclass(frozen=True)
+class HeadLimits:
+    max_bytes: int
+    timeout_seconds: float
+
+
+class HeadTooLarge(Exception):
+    """Raised in a parser callback to stop httptools; data_received answers 431."""
+
+
+class LimitedHttpToolsProtocol(HttpToolsProtocol):
+    """One HTTP/1.1 connection. The class attributes are bound per server by limited_protocol()."""
+
+    limits: ClassVar[HeadLimits]
+    table: ClassVar[ConnectionTable]
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self._in_head = True  # between a request's end (or the connection's start) and its next head's end
+        self._head_started = False  # a byte of the awaited head has come
+        self._head_received = 0  # bytes of the reads that began and ended within the head
+        self._read_size = 0  # bytes of the read being parsed
+        self._phase = 0  # counts head and message ends, to tell whether a read stayed within one head
+        # The head's deadline, and one timer that checks it: re-arming sets the deadline and only starts a
+        # timer when none is pending, so a busy keep-alive connection costs no timer per request.
+        self._head_deadline: float | None = None
+        self._head_timer: TimerHandle | None = None
+        self._rejected = False  # refused, evicted or answered 431: what still arrives is dropped
+
+    # The connection table's view of a connection
+    def evictable(self) -> bool:
+        return self.cycle is None or self.cycle.response_complete
+
+    def evict(self) -> None:
+        self._rejected = True
+        self._head_deadline = None
+        self.transport.close()
+
+    # asyncio.Protocol
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if not self.table.admit(self):
+            self._rejected = True
+            transport.close()
+            return
+        self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.table.discard(self)
+        if self._head_timer is not None:
+            self._head_timer.cancel()  # it holds this protocol for up to header_timeout_seconds
+            self._head_timer = None
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        # uvicorn's data_received, plus the head's byte count and the 431.
+        if self._rejected:
+            return
+        self._unset_keepalive_if_required()
+        phase = self._phase
+        self._read_size = len(data)
+        self._head_started = True  # reset by the end of a head or message within this read
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserCallbackError as exc:
+            if isinstance(exc.__context__, HeadTooLarge):
+                self._reject_large_head()
+            else:
+                self._invalid_request()
+            return
+        except httptools.HttpParserError:
+            self._invalid_request()
+            return
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+            return
+        # A read in which a head or a message ended is not counted: it may hold a body, and the next
+        # head's share of it is at most one read.
+        if self._in_head and phase == self._phase:
+            self._head_received += len(data)
+            if self._head_received > self.limits.max_bytes:
+                self._reject_large_head()
+
+    # httptools parser callbacks
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._head_started = False
+        self._phase += 1
+        self._head_deadline = None
+        # The head is within the bytes counted so far plus this read: measure it only when that is too much.
+        if self._head_received + self._read_size > self.limits.max_bytes:
+            size = len(self.url) + sum(len(name) + len(value) for name, value in self.headers)
+            if size + _HEADER_LINE_OVERHEAD * len(self.headers) > self.limits.max_bytes:
+                raise HeadTooLarge
+        self.table.touch(self)
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._in_head = True
+        self._head_started = False
+        self._head_received = 0
+        self._phase += 1
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        # uvicorn arms its keep-alive timer exactly when the connection now waits for a new head.
+        if self.timeout_keep_alive_task is not None:
+            self._arm_head_timer()
+
+    # Limits
+    def _arm_head_timer(self) -> None:
+        self._head_deadline = self.loop.time() + self.limits.timeout_seconds
+        if self._head_timer is None:
+            self._head_timer = self.loop.call_later(self.limits.timeout_seconds, self._check_head_deadline)
+
+    def _check_head_deadline(self) -> None:
+        self._head_timer = None
+        if self._head_deadline is None or self.transport.is_closing():
+            return
+        remaining = self._head_deadline - self.loop.time()
+        if remaining > 0:
+            self._head_timer = self.loop.call_later(remaining, self._check_head_deadline)
+            return
+        self.table.count("header_timeout")
+        if self._in_head and self._head_started:
+            self._write_error(408, f"the request head did not arrive within {self.limits.timeout_seconds:g} s")
+        self.transport.close()
+
+    def _reject_large_head(self) -> None:
+        self._rejected = True
+        self._head_deadline = None
+        self.table.count("header_too_large")
+        logger.warning("request head too large", extra={"client": self.client, "limit": self.limits.max_bytes})
+        self._write_error(431, f"the request line and headers exceed {self.limits.max_bytes} bytes")
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(LINGER_SECONDS, self.transport.close)
+
+    def _invalid_request(self) -> None:
+        message = "Invalid HTTP request received."
+        self.logger.warning(message)
+        self.send_400_response(message)
+
+    def _write_error(self, status: int, message: str) -> None:
+        """An OIP error answer, written straight to the transport: no request reached the application."""
+        body = orjson.dumps({"error": message})
+        head = [STATUS_LINE[status]]
+        for name, value in self.server_state.default_headers:
+            head += [name, b": ", value, b"\r\n"]
+        head.append(b"content-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n" % len(body))
+        self.transport.write(b"".join(head) + body)
+
+
+def limited_protocol(limits: HeadLimits, table: ConnectionTable) -> type[LimitedHttpToolsProtocol]:
+    """A protocol class for uvicorn.Config(http=...), bound to one server's limits and connection table."""
+    return type("LimitedHttpToolsProtocol", (LimitedHttpToolsProtocol,), {"limits": limits, "table": table})
