@@ -1,8 +1,9 @@
 # METADATA
 # title: Hosts are inside the allowed domains
 # description: |-
-#   Ingress rule and TLS hosts, HTTPRoute hostnames and Certificate DNS names are inside one of the
-#   allowed domains (mlgit.yaml's `domain`). A route without a host would answer for every host.
+#   Ingress rule and TLS hosts, HTTPRoute hostnames, OpenShift Route hosts and Certificate DNS names are
+#   inside one of the allowed domains (mlgit.yaml's `domain`). A route without a host would answer for every
+#   host (an OpenShift Route without one gets a generated host outside them).
 # custom:
 #   id: MLGIT-NET-002
 #   severity: deny
@@ -30,6 +31,8 @@ hosts(r) := {h | some h in object.get(r.spec, "hostnames", [])} if r.kind == "HT
 
 hosts(r) := {h | some h in object.get(r.spec, "dnsNames", [])} if r.kind == "Certificate"
 
+hosts(r) := {h | h := r.spec.host} if r.kind == "Route"
+
 deny contains result if {
 	some r in lib.resources
 	some host in hosts(r)
@@ -42,6 +45,12 @@ deny contains result if {
 	some rule in object.get(r.spec, "rules", [])
 	not rule.host
 	result := lib.finding(r, "a rule has no host and so answers for any host; set spec.rules[].host")
+}
+
+deny contains result if {
+	some r in lib.of_kind("Route")
+	object.get(r.spec, "host", "") == ""
+	result := lib.finding(r, "no spec.host: OpenShift generates one outside the allowed domains; set the environment's host")
 }
 
 deny contains result if {

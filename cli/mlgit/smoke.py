@@ -8,10 +8,15 @@ kubernetes client.
 One deadline bounds the whole check: every request waits at most for the time left before it (at
 least MIN_REQUEST_TIMEOUT, at most REQUEST_TIMEOUT), so a server that takes connections and never
 answers fails the check at its timeout, not a minute later.
+
+Authentication: an endpoint carries the `Authorization` header the server wants (an API key, or an OIDC
+token from MLGIT_SMOKE_TOKEN). An endpoint that has none for a server that needs one says why in
+`unauthenticated`: the check then waits for /v2/health/ready (always open) and sends no sample.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -25,12 +30,27 @@ from mlgit.samples.tensors import compare_outputs, from_oip
 READY_TIMEOUT = 60.0  # deploy's check, on a pod whose rollout just completed
 REQUEST_TIMEOUT = 60.0  # the most one request waits, however far the deadline is
 MIN_REQUEST_TIMEOUT = 1.0  # the least: a last poll just before the deadline still gets a real chance
+TOKEN_ENV = "MLGIT_SMOKE_TOKEN"  # a bearer token (OIDC) for servers whose auth mode is oidc
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def token_headers() -> dict[str, str]:
+    """The Authorization header from MLGIT_SMOKE_TOKEN, or none when it is unset or empty."""
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    return bearer(token) if token else {}
 
 
 class Endpoint(Protocol):
     """Somewhere an OIP v2 request can be sent: returns the HTTP status and the decoded JSON body.
 
-    `timeout` bounds the request, in seconds (connecting, sending and each wait for the answer)."""
+    `timeout` bounds the request, in seconds (connecting, sending and each wait for the answer).
+    `unauthenticated`: why the endpoint cannot authenticate to a server that requires it; None when it can
+    (or need not)."""
+
+    unauthenticated: str | None
 
     def request(
         self, method: str, path: str, body: dict[str, Any] | None = None, *, timeout: float = REQUEST_TIMEOUT
@@ -44,9 +64,11 @@ class HttpEndpoint:
     https:// certificates are verified against httpx's CA bundle (certifi's, Mozilla's list); no other CA
     can be given, so a server with a private CA fails the check with CERTIFICATE_VERIFY_FAILED."""
 
-    def __init__(self, url: str) -> None:
+    unauthenticated: str | None = None
+
+    def __init__(self, url: str, headers: dict[str, str] | None = None) -> None:
         # No proxy: the service container is on the runner's own network, never behind HTTP(S)_PROXY.
-        self.client = httpx.Client(base_url=url, timeout=REQUEST_TIMEOUT, trust_env=False)
+        self.client = httpx.Client(base_url=url, timeout=REQUEST_TIMEOUT, trust_env=False, headers=headers)
 
     def request(
         self, method: str, path: str, body: dict[str, Any] | None = None, *, timeout: float = REQUEST_TIMEOUT
@@ -67,10 +89,10 @@ class HttpEndpoint:
 @dataclass(frozen=True)
 class SmokeResult:
     message: str
-    latency_ms: float  # the sample request's round trip, recorded as promotion evidence
+    latency_ms: float | None  # the sample request's round trip, recorded as promotion evidence; None: not sent
 
     def __str__(self) -> str:
-        return f"{self.message} ({self.latency_ms:.1f} ms)"
+        return self.message if self.latency_ms is None else f"{self.message} ({self.latency_ms:.1f} ms)"
 
 
 def _time_left(deadline: float) -> float:
@@ -82,14 +104,24 @@ def smoke_check(endpoint: Endpoint, project: Project, timeout: float = READY_TIM
     """Wait for the model to be ready, send the sample, compare with the expected outputs; all within `timeout`."""
     name, sample = project.config.name, project.sample
     deadline = time.monotonic() + timeout
+    # Without credentials only the open health endpoint can answer.
+    ready = "/v2/health/ready" if endpoint.unauthenticated else f"/v2/models/{name}/ready"
     while True:
-        status, body = endpoint.request("GET", f"/v2/models/{name}/ready", timeout=_time_left(deadline))
+        status, body = endpoint.request("GET", ready, timeout=_time_left(deadline))
         if status == 200:
             break
+        if status in (401, 403):
+            raise MlgitError(
+                f"smoke check: the server requires authentication and refused the check (HTTP {status}: {body})",
+                f"the server requires authentication: set {TOKEN_ENV} to a bearer token it accepts "
+                "(mlgit deploy presents a key of the api-key Secret by itself)",
+            )
         left = deadline - time.monotonic()
         if left <= 0:
             raise MlgitError(f"smoke check: model {name} not ready after {timeout:g}s (HTTP {status}: {body})")
         time.sleep(min(1.0, left))
+    if endpoint.unauthenticated:
+        return SmokeResult(f"server is ready; the sample was not sent: {endpoint.unauthenticated}", None)
     started = time.perf_counter()
     status, body = endpoint.request(
         "POST", f"/v2/models/{name}/infer", {"inputs": sample["inputs"]}, timeout=_time_left(deadline)
@@ -115,7 +147,7 @@ def smoke_check(endpoint: Endpoint, project: Project, timeout: float = READY_TIM
 
 def smoke_url(project: Project, url: str, timeout: float) -> SmokeResult:
     """The smoke check against the server at `url`: in the pipeline, the built image as a service container."""
-    endpoint = HttpEndpoint(url)
+    endpoint = HttpEndpoint(url, token_headers())
     try:
         return smoke_check(endpoint, project, timeout=timeout)
     finally:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mlgit.config.schema import AutoscalingConfig, ExposureConfig, MlgitConfig, Tier, TlsConfig
+from mlgit.config.schema import AutoscalingConfig, ExposureConfig, MlgitConfig, Platform, Tier, TlsConfig
 from mlgit.config.types import DNS_LABEL_RE
 from mlgit.errors import MlgitError
 
@@ -62,6 +62,10 @@ class Target:
     replicas: int
     autoscaling: AutoscalingConfig | None
     """Set only when autoscaling is enabled."""
+    platform: Platform
+    """kubernetes, or openshift (no fixed uid/gid: the restricted SCC assigns them)."""
+    wildcard_secret: str | None = None
+    """Review apps with review.tls.wildcard: the Secret of the certificate they all share."""
 
     @property
     def display_name(self) -> str:
@@ -110,8 +114,9 @@ class Target:
 
         A Secret is shared state of its namespace: named after the instance (<model>-<env>), two models
         that land in one namespace got the same Secret and destroying one deleted the other's. Object
-        names are unique per model in a namespace (two environments of a model never share one)."""
-        return f"{self.name}-tls"
+        names are unique per model in a namespace (two environments of a model never share one).
+        Review apps with a wildcard certificate all name its Secret instead."""
+        return self.wildcard_secret or f"{self.name}-tls"
 
     @property
     def highly_available(self) -> bool:
@@ -122,6 +127,9 @@ class Target:
     def allowed_namespaces(self) -> list[str]:
         """Namespaces whose traffic reaches the pods through the exposure (controller or gateway)."""
         exposure = self.exposure
+        if exposure.kind == "route":
+            # The router's namespaces are admitted by their policy-group label; the default list is ingress-nginx's.
+            return list(exposure.allowed_namespaces) if "allowed_namespaces" in exposure.model_fields_set else []
         if exposure.kind != "gateway" or not exposure.gateway:
             return list(exposure.allowed_namespaces)
         # The default (ingress-nginx) is for Ingress; behind a Gateway only the gateway's namespace is.
@@ -176,6 +184,7 @@ def target(
             create_namespace=cfg.create_namespace,
             replicas=cfg.replicas,
             autoscaling=cfg.autoscaling if cfg.autoscaling.enabled else None,
+            platform=cfg.platform or config.platform,
         )
     if slug is None and not overlay:
         raise MlgitError(
@@ -215,6 +224,8 @@ def _review(config: MlgitConfig, slug: str | None, context: str | None) -> Targe
         create_namespace=True,
         replicas=1,
         autoscaling=None,
+        platform=review.platform or config.platform,
+        wildcard_secret=review.wildcard_secret(config.name),
     )
 
 

@@ -155,6 +155,8 @@ def test_prune_keeps_the_settings_a_kept_replicaset_mounts_so_rollback_works(
 
 def test_destroying_production_needs_yes(name: str, model_repo: Path, mlgit: Callable[..., Result], kube: Kube) -> None:
     kube.create_namespace(f"{name}-prod")
+    # Production needs its API key Secret (mlgit.yaml's default auth there); destroy leaves it alone.
+    kube.run("create", "secret", "generic", f"{name}-api-keys", "-n", f"{name}-prod", "--from-literal=key-1=k")
     assert mlgit("deploy", "--env", "prod", "--image", image(name), SKIP_SMOKE).exit_code == 0
     refused = mlgit("destroy", "--env", "prod")
     assert refused.exit_code == 1
@@ -165,6 +167,7 @@ def test_destroying_production_needs_yes(name: str, model_repo: Path, mlgit: Cal
     assert confirmed.exit_code == 0, confirmed.output
     assert f"deployment.apps/{name} -n {name}-prod deleted" in flat(confirmed.stdout)
     assert not _names(kube, "deployment", f"{name}-prod")
+    assert kube.get("secret", f"{name}-api-keys", f"{name}-prod") is not None  # the user's, not mlgit's
 
 
 def test_destroy_removes_the_gateway_reference_grant_too(

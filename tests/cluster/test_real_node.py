@@ -226,7 +226,7 @@ def test_the_model_image_runs_in_a_real_pod_and_answers_the_smoke_check(
 
     # The smoke check reached this pod: its own counter holds requests that only the smoke check sent.
     def served() -> float:
-        proxy = f"/api/v1/namespaces/{namespace}/pods/{pod_name}:8080/proxy/metrics"
+        proxy = f"/api/v1/namespaces/{namespace}/pods/{pod_name}:9090/proxy/metrics"  # the metrics port
         return _metric(kube.run("get", "--raw", proxy).stdout, "mlgit_inference_requests_total", status="200")
 
     smoke_requests = served()

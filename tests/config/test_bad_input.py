@@ -103,6 +103,13 @@ CASES = [
     ("sample-not-utf8", lambda r: (r / "model" / "sample.json").write_bytes(b"\xff\xfe{}"), r"sample\.json: the sample is not UTF-8 text"),
     ("sample-is-a-directory", lambda r: _edit(r, "    path: model/sample.json", "    path: model"), r"sample request .*model not found \(it is a directory\)"),
     ("not-a-mapping", lambda r: (r / "mlgit.yaml").write_text("- just\n- a list\n"), r"mlgit\.yaml:1:1: mlgit\.yaml must be a mapping"),
+    ("wildcard-needs-slug-label", lambda r: _append(r, "review:\n  host: x-{slug}.models.example.com\n  tls: {wildcard: true}\n"),
+     r"review\.tls\.wildcard: a wildcard certificate covers \{slug\}\.<rest> only, and review\.host is 'x-\{slug\}"),
+    ("review-reencrypt", lambda r: _append(r, "review:\n  exposure: {kind: route, route: {termination: reencrypt}}\n"),
+     r"review\.exposure\.route\.termination: reencrypt is for environments; review apps use edge"),
+    ("unknown-platform", lambda r: _append(r, "platform: okd\n"), r"platform: Input should be 'kubernetes' or 'openshift'"),
+    ("route-termination", lambda r: _append(r, "exposure: {kind: route, route: {termination: passthrough}}\n"),
+     r"exposure\.route\.termination: Input should be 'edge' or 'reencrypt'"),
 ]  # fmt: skip
 
 

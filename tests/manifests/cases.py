@@ -49,6 +49,17 @@ VARIANTS: dict[str, dict[str, Any]] = {
         },
         "review": {"enabled": False},
     },
+    "linear-openshift": {
+        "platform": "openshift",
+        "exposure": {"kind": "route", "route": {"termination": "reencrypt"}},
+        "environments": {
+            "dev": {"exposure": {"kind": "route"}},
+            "prod": {},
+            # One environment on a plain Kubernetes cluster, exposed by an Ingress.
+            "staging": {"platform": "kubernetes", "exposure": {"kind": "ingress"}},
+        },
+        "review": {"tls": {"wildcard": True}},
+    },
 }
 CASES = [*VARIANTS, *EXAMPLES]
 

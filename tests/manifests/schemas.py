@@ -113,7 +113,7 @@ def json_schema(node: dict[str, Any], *, skeleton: bool = True) -> dict[str, Any
     elif skeleton and kind == "object" and not node.get("x-kubernetes-preserve-unknown-fields"):
         out["additionalProperties"] = False  # pruned by the API server, an error under strict validation
     for junctor in ("allOf", "anyOf", "oneOf"):
-        if junctor in node:
+        if node.get(junctor) is not None:  # openshift/api's Route CRD writes `anyOf: null`
             out[junctor] = [json_schema(branch, skeleton=False) for branch in node[junctor]]
     if "not" in node:
         out["not"] = json_schema(node["not"], skeleton=False)

@@ -97,6 +97,7 @@ def test_the_cases_render_every_custom_resource_kind(built: Callable[[str], Buil
         ("gateway.networking.k8s.io/v1", "HTTPRoute"),
         ("gateway.networking.k8s.io/v1beta1", "ReferenceGrant"),
         ("monitoring.coreos.com/v1", "ServiceMonitor"),
+        ("route.openshift.io/v1", "Route"),
     }
 
 
@@ -124,7 +125,7 @@ def _set(obj: dict[str, Any], path: str, value: Any) -> None:
         obj[last] = value
 
 
-GATEWAY, GPU = ("linear-gateway", "prod"), ("linear-gpu", "prod")
+GATEWAY, GPU, OPENSHIFT = ("linear-gateway", "prod"), ("linear-gpu", "prod"), ("linear-openshift", "prod")
 # A mistake planted into an object mlgit renders, and where the error must point (None: at the planted field).
 PLANTED: list[tuple[tuple[str, str], str, str, Any, str | None]] = [
     (GATEWAY, "Certificate", "spec.issuerRef", DELETE, "spec"),  # required
@@ -141,6 +142,11 @@ PLANTED: list[tuple[tuple[str, str], str, str, Any, str | None]] = [
     (GPU, "ServiceMonitor", "spec.endpoints.0.scheme", "ftp", None),  # enum
     (GPU, "ServiceMonitor", "spec.endpoints.0.interval", "30 seconds", None),  # pattern
     (GPU, "ServiceMonitor", "spec.endpoint", [], "spec"),  # unknown field
+    (OPENSHIFT, "Route", "spec.tls.termination", "reencrypted", None),  # enum
+    (OPENSHIFT, "Route", "spec.path", "v2", None),  # pattern: a path starts with /
+    (OPENSHIFT, "Route", "spec.to.kind", "Deployment", None),  # enum
+    (OPENSHIFT, "Route", "spec.to.name", DELETE, "spec.to"),  # required
+    (OPENSHIFT, "Route", "spec.tls.insecureEdgeTerminationPolicy", "Allowed", None),  # enum
 ]
 
 
@@ -187,8 +193,10 @@ def test_every_object_carries_the_label_contract(
             "mlgit.dev/environment": environment,
         }
         objects = _objects(text)
+        # What every review app shares (review.tls.wildcard) is labelled for the review overlay, not for one app.
+        shared = {**expected, "app.kubernetes.io/instance": f"{config.name}-review", "mlgit.dev/environment": "review"}
         for obj in objects:
-            assert obj["metadata"]["labels"] == expected, (env, obj["kind"])
+            assert obj["metadata"]["labels"] in ([expected, shared] if env == "review" else [expected]), (env, obj)
         selector = {k: expected[k] for k in SELECTOR_LABELS}
         (deployment,) = _of_kind(objects, "Deployment")
         assert deployment["spec"]["selector"]["matchLabels"] == selector

@@ -66,8 +66,11 @@ def deployment(environment: str, device: str = "cpu") -> dict[str, Any]:
             {
                 "name": "server",
                 "image": f"registry.example.com/team/{MODEL}@{DIGEST}",
-                "ports": [{"name": "http", "containerPort": 8080}],
-                "env": [{"name": "MLGIT_SERVING_DRAIN_SECONDS", "value": "20"}],
+                "ports": [{"name": "http", "containerPort": 8080}, {"name": "metrics", "containerPort": 9090}],
+                "env": [
+                    {"name": "MLGIT_SERVING_DRAIN_SECONDS", "value": "20"},
+                    {"name": "MLGIT_SERVING_AUTH_MODE", "value": "api-key"},
+                ],
                 "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": limits},
                 "startupProbe": _probe("/v2/health/ready", failureThreshold=30),
                 "readinessProbe": _probe("/v2/health/ready"),
@@ -109,7 +112,13 @@ def environment(environment: str = "prod", tier: str = "production", device: str
             "apiVersion": "v1",
             "kind": "Service",
             "metadata": _meta(MODEL, environment),
-            "spec": {"selector": selector, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]},
+            "spec": {
+                "selector": selector,
+                "ports": [
+                    {"name": "http", "port": 80, "targetPort": "http"},
+                    {"name": "metrics", "port": 9090, "targetPort": "metrics"},
+                ],
+            },
         },
         {
             "apiVersion": "networking.k8s.io/v1",
@@ -132,7 +141,7 @@ def environment(environment: str = "prod", tier: str = "production", device: str
                         "http": {
                             "paths": [
                                 {
-                                    "path": "/",
+                                    "path": "/v2",
                                     "pathType": "Prefix",
                                     "backend": {"service": {"name": MODEL, "port": {"name": "http"}}},
                                 }
@@ -172,7 +181,16 @@ def environment(environment: str = "prod", tier: str = "production", device: str
                 "podSelector": {"matchLabels": selector},
                 "policyTypes": ["Ingress"],
                 "ingress": [
-                    {"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}]}
+                    {
+                        "from": [
+                            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}
+                        ],
+                        "ports": [{"port": "http"}],
+                    },
+                    {
+                        "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
+                        "ports": [{"port": "metrics"}],
+                    },
                 ],
             },
         },

@@ -75,6 +75,22 @@ def _gpu_on_cpu_model(doc: Document) -> None:
     _server(doc)["resources"]["limits"]["nvidia.com/gpu"] = 1
 
 
+def _open_endpoint(doc: Document) -> None:
+    server = _server(doc)
+    server["env"] = [e for e in server["env"] if e["name"] != "MLGIT_SERVING_AUTH_MODE"]
+
+
+def _metrics_routed(doc: Document) -> None:
+    paths = _first(doc, "Ingress")["spec"]["rules"][0]["http"]["paths"]
+    paths.append({**paths[0], "path": "/metrics"})
+
+
+def _all_ports_open(doc: Document) -> None:
+    for policy in (r for r in doc["resources"] if r["kind"] == "NetworkPolicy"):
+        for rule in policy["spec"]["ingress"]:
+            rule.pop("ports", None)
+
+
 def _liveness_on_ready(doc: Document) -> None:
     _server(doc)["livenessProbe"]["httpGet"]["path"] = "/v2/health/ready"
 
@@ -143,6 +159,9 @@ PLANTS = [
     ),
     Plant("MLGIT-SEC-002", "hostPath volume", _host_path),
     Plant("MLGIT-SEC-002", "hostNetwork", _set(_pod, hostNetwork=True)),
+    Plant("MLGIT-SEC-003", "production server without an auth mode", _open_endpoint),
+    Plant("MLGIT-NET-004", "/metrics routed through the Ingress", _metrics_routed),
+    Plant("MLGIT-NET-005", "NetworkPolicies admitting every port", _all_ports_open),
     Plant("MLGIT-META-001", "Service without app.kubernetes.io/version", _unlabelled),
     Plant("MLGIT-ML-001", "1 s batching delay against probe timeouts", _slow_probe_budget),
     Plant("MLGIT-ML-002", "5 s grace period against a 20 s drain", _short_grace),

@@ -149,7 +149,7 @@ def test_json_format(repo: Path) -> None:
     assert finding["policy"] == "MLGIT-IMG-002"
     assert finding["resource"]["kind"] == "Deployment"
     assert finding["remediation"]
-    assert len(report["summary"]["policies"]) == 22
+    assert len(report["summary"]["policies"]) == 25
 
 
 def test_junit_format_to_file(repo: Path, tmp_path: Path) -> None:
@@ -164,7 +164,7 @@ def test_junit_format_to_file(repo: Path, tmp_path: Path) -> None:
     names = [s.get("name") for s in suites]
     assert names == ["policy dev", "policy staging", "policy prod", "policy review", "policy pipeline"]
     prod = suites[2]
-    assert prod.get("tests") == "22"
+    assert prod.get("tests") == "25"
     failures = [c for c in prod if c.find("failure") is not None]
     assert [c.get("name").split()[0] for c in failures] == ["MLGIT-IMG-002"]
     assert "not pinned by digest" in (failures[0].find("failure").text or "")

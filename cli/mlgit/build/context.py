@@ -157,6 +157,10 @@ def _files_below(root: Path, folder: Path) -> set[str]:
 def _normalise(info: tarfile.TarInfo) -> tarfile.TarInfo:
     info.uid = info.gid = 0
     info.uname = info.gname = "root"
+    # COPY keeps a file's mode, and the server never runs as root: a model file written 0600 (mkstemp and
+    # rename, as many exporters save) would be unreadable to uid 10001 and to OpenShift's arbitrary uid in
+    # group 0. Root-owned and world-readable, executable only where its owner could execute it.
+    info.mode = 0o755 if info.mode & 0o100 else 0o644
     info.mtime = int(info.mtime)  # a fractional mtime needs a PAX header, see write_context
     return info
 

@@ -14,6 +14,7 @@ from mlgit.cluster import apply, diff, rollback, rollout
 from mlgit.cluster.client import Cluster, connect
 from mlgit.cluster.diagnose import diagnose
 from mlgit.cluster.objects import Obj, describe, key
+from mlgit.cluster.secrets import check_secrets
 from mlgit.config.load import Project
 from mlgit.console import err, out
 from mlgit.errors import MlgitError
@@ -123,8 +124,9 @@ def _fail(
 def _record(path: Path, image: str, result: SmokeResult | None) -> None:
     """A GitLab dotenv report: `mlgit promote` in a later job reads these as evidence.
 
-    Without a smoke check there is no latency to report: promote then says it was not recorded."""
-    latency = f"MLGIT_SMOKE_LATENCY_MS={result.latency_ms:.1f}\n" if result is not None else ""
+    Without a smoke check (or without its sample, for want of credentials) there is no latency to report:
+    promote then says it was not recorded."""
+    latency = "" if result is None or result.latency_ms is None else f"MLGIT_SMOKE_LATENCY_MS={result.latency_ms:.1f}\n"
     write_atomic(path, f"MLGIT_DEPLOYED_IMAGE={image}\n{latency}")
 
 
@@ -145,6 +147,8 @@ def deploy(project: Project, target: Target, options: DeployOptions) -> None:
     objects = build_env(project, target.env, image=image, slug=target.slug)
     cluster = connect(target.context, target.context_setting)
     objects = apply.place(cluster, target, objects)
+    # Before anything is applied (a dry run says the same): pods without their Secrets never start.
+    check_secrets(cluster, project.config, target)
     if options.dry_run:
         _dry_run(cluster, target, objects, options.force_conflicts)
         return

@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from mlgit import __version__
+from mlgit.config.auth import AuthConfig, default_auth
 from mlgit.config.serving import ImageConfig, ModelConfig, ServingConfig
 from mlgit.config.types import (
     DNS_NAME_RE,
@@ -43,9 +44,26 @@ class GatewayRef(Strict):
     section_name: DnsLabel | None = Field("https", description="Listener of the Gateway (its sectionName).")
 
 
+# What a route may expose besides the inference API (/v2); more come with their features (ui, feedback, grpc).
+PublicExtra = Literal["docs"]
+
+
+Platform = Literal["kubernetes", "openshift"]
+
+
+class RouteConfig(Strict):
+    termination: Literal["edge", "reencrypt"] = Field(
+        "edge",
+        description="edge: the OpenShift router terminates TLS and speaks HTTP to the pods; reencrypt: the pods "
+        "serve HTTPS too, with an OpenShift service-serving certificate.",
+    )
+
+
 class ExposureConfig(Strict):
-    kind: Literal["ingress", "gateway", "none"] = Field(
-        "ingress", description="ingress: networking.k8s.io Ingress; gateway: Gateway API HTTPRoute; none."
+    kind: Literal["ingress", "gateway", "route", "none"] = Field(
+        "ingress",
+        description="ingress: networking.k8s.io Ingress; gateway: Gateway API HTTPRoute; route: OpenShift Route "
+        "(TLS from cert-manager's openshift-routes controller); none.",
     )
     ingress_class: DnsName = Field("nginx", description="ingressClassName of the Ingress.")
     annotations: AnnotationMap = Field(
@@ -53,9 +71,18 @@ class ExposureConfig(Strict):
     )
     timeout_seconds: PositiveInt = Field(60, description="Route read/send timeout (slow models need more).")
     gateway: GatewayRef | None = Field(None, description="Required when kind is gateway.")
+    route: RouteConfig = Field(default_factory=RouteConfig, description="The OpenShift Route, when kind is route.")
     allowed_namespaces: list[DnsLabel] = Field(
         default_factory=lambda: ["ingress-nginx"],
-        description="Namespaces the NetworkPolicy admits traffic from (ingress controller / gateway).",
+        description="Namespaces the NetworkPolicy admits traffic from (ingress controller / gateway). With kind "
+        "route the OpenShift router's namespaces are admitted by their policy-group label, and this list only adds "
+        "to them.",
+    )
+    public: list[PublicExtra] | None = Field(
+        None,
+        description="What the route exposes besides the inference API (/v2): docs is /docs and /openapi.json (and "
+        "turns them on in the server). Default: [docs] in the development tier (dev, review apps), [] elsewhere, "
+        "where the server then serves no docs at all. /metrics is never public.",
     )
 
     @model_validator(mode="after")
@@ -70,6 +97,16 @@ class TlsConfig(Strict):
     issuer: DnsName = Field("letsencrypt-prod", description="cert-manager issuer name.")
     issuer_kind: Literal["ClusterIssuer", "Issuer"] = Field(
         "ClusterIssuer", description="ClusterIssuer (cluster-wide) or Issuer (in the environment's namespace)."
+    )
+
+
+class ReviewTlsConfig(TlsConfig):
+    wildcard: bool | DnsName = Field(
+        False,
+        description="One certificate for every review app: true issues *.<review host without {slug}.> once, into "
+        "the Secret <name>-review-wildcard-tls, with a cert-manager Certificate that outlives each review app "
+        "(an ACME issuer needs a DNS-01 solver for wildcards); a name uses that existing Secret, provided by the "
+        "platform, and mlgit issues nothing. Needs review.host to be {slug}.<domain part>.",
     )
 
 
@@ -107,7 +144,12 @@ class EnvironmentConfig(Strict):
     exposure: ExposureConfig | None = Field(None, description="Overrides the top-level exposure.")
     tls: TlsConfig | None = Field(None, description="Overrides the top-level tls.")
     tier: Tier | None = Field(None, description="GitLab deployment_tier (default from the name).")
+    platform: Platform | None = Field(None, description="Overrides the top-level platform.")
     deploy: Literal["manual", "auto"] = Field("manual", description="Deploy job: a button, or automatic.")
+    auth: AuthConfig | None = Field(None, description="Overrides serving.auth in this environment.")
+
+
+WILDCARD_PREFIX = "{slug}."
 
 
 class ReviewConfig(Strict):
@@ -121,12 +163,28 @@ class ReviewConfig(Strict):
     deploy: Literal["manual", "auto"] = Field("auto", description="Deploy job of a review app: a button, or automatic.")
     kube_context: OneLine | None = Field(None, description="Kubernetes context of review apps (like an environment's).")
     exposure: ExposureConfig | None = Field(None, description="Overrides the top-level exposure for review apps.")
-    tls: TlsConfig | None = Field(None, description="Overrides the top-level tls for review apps.")
+    tls: ReviewTlsConfig | None = Field(None, description="Overrides the top-level tls for review apps.")
+    platform: Platform | None = Field(None, description="Overrides the top-level platform for review apps.")
+    auth: AuthConfig | None = Field(None, description="Overrides serving.auth for review apps (default: none).")
 
     def host_for(self, slug: str) -> str:
         """The host of the review app of branch `slug`: `host` with {slug} replaced."""
         assert self.host is not None  # resolved by MlgitConfig
         return self.host.replace("{slug}", slug)
+
+    def wildcard_secret(self, model: str) -> str | None:
+        """The Secret of the wildcard certificate every review app of `model` shares; None without one."""
+        assert self.tls is not None  # resolved by MlgitConfig
+        wildcard = self.tls.wildcard
+        if wildcard is False or not self.tls.enabled:
+            return None
+        return wildcard if isinstance(wildcard, str) else f"{model}-review-wildcard-tls"
+
+    @property
+    def wildcard_host(self) -> str:
+        """`*.<rest>` for review.host `{slug}.<rest>` (checked by MlgitConfig when wildcard is on)."""
+        assert self.host is not None  # resolved by MlgitConfig
+        return "*." + self.host.removeprefix(WILDCARD_PREFIX)
 
 
 class PromotionConfig(Strict):
@@ -212,6 +270,11 @@ class MlgitConfig(Strict):
     image: ImageConfig = Field(description="Where the model image is pushed, and the runtime image it builds on.")
     exposure: ExposureConfig = Field(default_factory=ExposureConfig, description="Default for all environments.")
     tls: TlsConfig = Field(default_factory=TlsConfig, description="Default for all environments.")
+    platform: Platform = Field(
+        "kubernetes",
+        description="kubernetes: pods run as uid/gid 10001 (runAsUser, runAsGroup, fsGroup); openshift: no fixed "
+        "ids, the restricted SCC assigns an arbitrary uid in group 0. Default for all environments.",
+    )
     environments: dict[DnsLabel, EnvironmentConfig] = Field(
         default_factory=lambda: {e: EnvironmentConfig() for e in DEFAULT_ENVIRONMENTS},
         description="Ordered environments (default dev, staging, prod).",
@@ -225,6 +288,7 @@ class MlgitConfig(Strict):
 
     @model_validator(mode="after")
     def _resolve(self) -> MlgitConfig:
+        review_exposure_given = self.review.exposure is not None  # before it is resolved below
         if self.review.enabled and len(self.name) > 31:
             raise ValueError(
                 f"name: {self.name!r} is {len(self.name)} characters; with review apps on, at most 31 fit "
@@ -241,9 +305,11 @@ class MlgitConfig(Strict):
             cfg.host = cfg.host or (
                 f"{self.name}.{self.domain}" if env == "prod" else f"{self.name}.{env}.{self.domain}"
             )
-            cfg.exposure = cfg.exposure or self.exposure
-            cfg.tls = cfg.tls or self.tls
             cfg.tier = cfg.tier or _default_tier(env)
+            cfg.exposure = _public_extras(cfg.exposure or self.exposure, cfg.tier)
+            cfg.tls = cfg.tls or self.tls
+            cfg.platform = cfg.platform or self.platform
+            cfg.auth = self._auth(cfg.auth, cfg.tier)
             if cfg.tier == "production":
                 # Production defaults meet the prod policies (two replicas, a PDB and an HPA); an explicit
                 # replica count is kept and becomes the default HPA's floor.
@@ -279,14 +345,38 @@ class MlgitConfig(Strict):
                     "environment (not review-...) or give it another namespace"
                 )
         self.review.host = self.review.host or f"{{slug}}.{self.name}.review.{self.domain}"
-        self.review.exposure = self.review.exposure or self.exposure
-        self.review.tls = self.review.tls or self.tls
+        # Review apps are the development tier (mlgit.targets.REVIEW_TIER).
+        self.review.exposure = _public_extras(self.review.exposure or self.exposure, "development")
+        self.review.auth = self._auth(self.review.auth, "development")
+        self.review.tls = self.review.tls or ReviewTlsConfig(**self.tls.model_dump())
+        self.review.platform = self.review.platform or self.platform
         sample_host = self.review.host_for("branch")
         if "{slug}" not in self.review.host or not DNS_NAME_RE.match(sample_host):
             raise ValueError(
                 f"review.host: {self.review.host!r} must be a DNS name containing {{slug}} (the branch slug)"
             )
         _check_in_domain(sample_host, self.domain, "review.host")
+        exposure = self.review.exposure
+        if exposure.kind == "route" and exposure.route.termination == "reencrypt":
+            # Each review app would need its own service-serving certificate Secret, named per app at build
+            # time: review apps re-encrypt never, and inherit an environments' reencrypt as edge.
+            if not review_exposure_given:
+                self.review.exposure = exposure.model_copy(update={"route": RouteConfig(termination="edge")})
+            elif self.review.enabled:
+                raise ValueError(
+                    "review.exposure.route.termination: reencrypt is for environments; review apps use edge "
+                    "(set review.exposure with route: {termination: edge})"
+                )
+        wildcard = self.review.tls.wildcard
+        # A wildcard covers one DNS label: the slug must be the whole first label, with nothing else templated.
+        if wildcard is not False and (
+            not self.review.host.startswith(WILDCARD_PREFIX) or "{slug}" in self.review.host[len(WILDCARD_PREFIX) :]
+        ):
+            raise ValueError(
+                f"review.tls.wildcard: a wildcard certificate covers {{slug}}.<rest> only, and review.host is "
+                f"{self.review.host!r}; set review.host to {{slug}}.<a name in {self.domain}> (the default "
+                f"{{slug}}.{self.name}.review.{self.domain} is one), or turn the wildcard off"
+            )
         order = self.promotion.order if self.promotion.order is not None else list(self.environments)
         unknown = [e for e in order if e not in self.environments]
         if unknown:
@@ -298,6 +388,19 @@ class MlgitConfig(Strict):
             raise ValueError(f"promotion.order: lists an environment twice: {order}")
         self.promotion.order = order
         return self
+
+    def _auth(self, own: AuthConfig | None, tier: Tier) -> AuthConfig:
+        """An environment's auth: its own, else serving.auth, else the tier's default; the Secret named."""
+        auth = own or self.serving.auth or default_auth(tier == "production")
+        if auth.mode == "api-key" and auth.api_key.secret is None:
+            auth.api_key.secret = f"{self.name}-api-keys"
+        return auth
+
+    def auth_of(self, env: str) -> AuthConfig:
+        """The resolved auth of environment `env`, or of review apps for "review"."""
+        auth = self.review.auth if env == "review" else self.environment(env).auth
+        assert auth is not None  # resolved by MlgitConfig
+        return auth
 
     def environment(self, env: str) -> EnvironmentConfig:
         """The environment named `env` (raises KeyError with the known names)."""
@@ -313,6 +416,13 @@ class MlgitConfig(Strict):
     @property
     def allowed_registries(self) -> list[str]:
         return self.policy.allowed_registries or [self.image.registry]
+
+
+def _public_extras(exposure: ExposureConfig, tier: Tier) -> ExposureConfig:
+    """`exposure` with `public` resolved for a tier: a copy, as environments share the top-level section."""
+    if exposure.public is not None:
+        return exposure
+    return exposure.model_copy(update={"public": ["docs"] if tier == "development" else []})
 
 
 def _check_in_domain(host: str, domain: str, field: str) -> None:

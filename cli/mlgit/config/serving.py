@@ -6,14 +6,17 @@ the contract's, mlgit.model_settings: the serving runtime's own definition (docs
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from pydantic import Field, model_validator
 
 from mlgit import __version__
+from mlgit.config.auth import AuthConfig
 from mlgit.config.types import (
     VERSION_PATTERN,
     DnsLabel,
+    DnsName,
     LabelKey,
     LabelValue,
     PositiveInt,
@@ -34,8 +37,20 @@ from mlgit.model_settings import (
 )
 
 DEFAULT_RUNTIME_IMAGE = "registry.gitlab.com/mlgit/mlgit/serving-runtime"
+# /metrics is served on this port only (MLGIT_SERVING_METRICS_PORT), never on the public API's port.
+METRICS_PORT = 9090
 # The fields that go into model-settings.json as they are take the contract's defaults (docs/contracts.md).
 _SETTINGS = ModelSettings.model_fields
+# A JSON request body takes this many times its size in memory at its peak in the serving runtime (the
+# parser's own tree and the Python objects it builds): measured 17x for a 64 MiB flat list of floats; lists
+# of integers or strings expand less, contrived nesting (one-element lists) up to 30x. The runtime itself
+# takes about 100 MiB besides.
+JSON_EXPANSION = 17
+RUNTIME_BASE_BYTES = 128 * 2**20
+
+
+def _mebibytes(size: float) -> str:
+    return f"{math.ceil(size / 2**20)}Mi"
 
 
 # --- model -------------------------------------------------------------------------------------
@@ -159,9 +174,31 @@ class ServingConfig(Strict):
         description="Namespaces whose Prometheus may scrape /metrics (NetworkPolicy).",
     )
     service_monitor: bool = Field(False, description="Also emit a prometheus-operator ServiceMonitor (needs its CRDs).")
+    auth: AuthConfig | None = Field(
+        None,
+        description="Who may call the endpoint, in every environment that sets no `auth` of its own. Not written: "
+        "api-key in the production tier, none elsewhere.",
+    )
+
+    @model_validator(mode="after")
+    def _request_fits_memory(self) -> ServingConfig:
+        limit = self.resources.limits.memory
+        need = self.max_request_bytes * JSON_EXPANSION + RUNTIME_BASE_BYTES
+        if limit is None or need <= quantity_value(limit):
+            return self
+        fitting = int((quantity_value(limit) - RUNTIME_BASE_BYTES) // JSON_EXPANSION)
+        lower = f"lower serving.max_request_bytes to at most {fitting} or " if fitting > 0 else ""
+        raise ValueError(
+            f"max_request_bytes: {self.max_request_bytes} does not fit resources.limits.memory ({limit}): a JSON "
+            f"request body takes about {JSON_EXPANSION} times its size in memory while it is decoded, plus "
+            f"{_mebibytes(RUNTIME_BASE_BYTES)} for the server, {_mebibytes(need)} in all; {lower}raise "
+            f"serving.resources.limits.memory to at least {_mebibytes(need)} (the model's own memory comes on top)"
+        )
 
     @model_validator(mode="after")
     def _device_defaults(self) -> ServingConfig:
+        if self.port == METRICS_PORT:
+            raise ValueError(f"port: {METRICS_PORT} is the metrics port (served apart from the API); choose another")
         if self.device == "cpu":
             if self.gpus:
                 raise ValueError(f"gpus: {self.gpus} on a CPU model; set serving.device: gpu or remove serving.gpus")
@@ -188,6 +225,12 @@ class ImageConfig(Strict):
     runtime: Reference = Field(DEFAULT_RUNTIME_IMAGE, description="Serving runtime image the model image builds on.")
     runtime_version: str = Field(
         __version__, pattern=VERSION_PATTERN, description="Runtime version; the tag is <version>-<cpu|gpu>."
+    )
+    pull_secrets: list[DnsName] = Field(
+        default_factory=list,
+        description="Secrets of type kubernetes.io/dockerconfigjson the pods pull the image with (a private "
+        "registry, e.g. from a GitLab deploy token; the .gitlab-ci.yml header says how to create one). mlgit "
+        "never writes them; `mlgit deploy` checks that they exist.",
     )
 
     @property

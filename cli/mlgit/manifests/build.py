@@ -18,6 +18,7 @@ from ruamel.yaml import YAML
 from mlgit.config.load import Project
 from mlgit.errors import MlgitError
 from mlgit.manifests.kustomize import kustomize
+from mlgit.manifests.openshift import WILDCARD_DIR
 from mlgit.manifests.pins import pinned_name, split_digest_ref
 from mlgit.manifests.render import DEPLOY, exposure_yaml
 from mlgit.targets import Target, target
@@ -70,6 +71,9 @@ def _wrapped(project: Project, tgt: Target, work: Path, image: str | None) -> Pa
             )
             (exposure / "exposure.yaml").write_text(exposure_yaml(config, tgt), encoding="utf-8")
             resources.append("exposure")
+        # What all review apps share (the wildcard certificate): labelled for the review overlay, not this app.
+        if (project.root / DEPLOY / WILDCARD_DIR / "kustomization.yaml").is_file():
+            resources.append(f"../{DEPLOY}/{WILDCARD_DIR}")
     _write_kustomization(work / "build" / "app", **app)
     _write_kustomization(work / "build", resources=resources)
     return work / "build"

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
+from mlgit.config.auth import API_KEYS_DIR
 from mlgit.config.load import Project
 from mlgit.config.schema import MlgitConfig
+from mlgit.config.serving import METRICS_PORT
 from mlgit.files import RenderedFile
+from mlgit.manifests.openshift import overlay_patches, route_objects, wildcard_files
 from mlgit.runtime_settings import runtime_settings_dict, settings_json
 from mlgit.targets import REVIEW, Target, known_targets, target
 from mlgit.templating import render_template
@@ -16,6 +20,24 @@ DEPLOY = "deploy"
 IN_FLIGHT_METRIC = "mlgit_inference_pending_requests"  # the serving runtime's gauge (mlgit_serving.metrics)
 _SHUTDOWN_DELAY_SECONDS = 5
 _GRACE_MARGIN_SECONDS = 10
+
+
+@dataclass(frozen=True)
+class PublicPath:
+    """A path a route exposes: a prefix (whole path segments, as Ingress Prefix and PathPrefix match) or exact."""
+
+    path: str
+    exact: bool = False
+
+
+API_PATH = PublicPath("/v2")  # the inference API, health and metadata (Open Inference Protocol v2)
+# What each `exposure.public` extra adds to the route.
+EXTRA_PATHS = {"docs": (PublicPath("/docs"), PublicPath("/openapi.json", exact=True))}
+
+
+def public_paths(public: Iterable[str]) -> list[PublicPath]:
+    """The paths a route of an environment exposes: /v2, then each extra of its `exposure.public`, once."""
+    return [API_PATH, *(p for extra in dict.fromkeys(public) for p in EXTRA_PATHS[extra])]
 
 
 def _size(nbytes: int) -> str:
@@ -27,10 +49,20 @@ def _size(nbytes: int) -> str:
 
 
 def exposure_annotations(config: MlgitConfig, tgt: Target) -> dict[str, str]:
-    """Annotations of the Ingress or HTTPRoute: cert-manager, ingress-nginx limits, then the user's own."""
+    """Annotations of the Ingress, HTTPRoute or Route: cert-manager, the controller's limits, then the user's own.
+
+    A review app with the shared wildcard certificate asks cert-manager for nothing of its own."""
     annotations: dict[str, str] = {}
+    issue = tgt.tls.enabled and tgt.wildcard_secret is None
+    if tgt.exposure.kind == "route":
+        if issue:
+            # cert-manager's openshift-routes controller (it has no cluster-issuer annotation).
+            annotations["cert-manager.io/issuer-name"] = tgt.tls.issuer
+            annotations["cert-manager.io/issuer-kind"] = tgt.tls.issuer_kind
+            annotations["cert-manager.io/issuer-group"] = "cert-manager.io"
+        annotations["haproxy.router.openshift.io/timeout"] = f"{tgt.exposure.timeout_seconds}s"
     if tgt.exposure.kind == "ingress":
-        if tgt.tls.enabled:
+        if issue:
             key = "cluster-issuer" if tgt.tls.issuer_kind == "ClusterIssuer" else "issuer"
             annotations[f"cert-manager.io/{key}"] = tgt.tls.issuer
         if "nginx" in tgt.exposure.ingress_class:
@@ -43,7 +75,7 @@ def exposure_annotations(config: MlgitConfig, tgt: Target) -> dict[str, str]:
 
 
 def exposure_yaml(config: MlgitConfig, tgt: Target) -> str:
-    """The objects that expose `tgt` (Ingress, or HTTPRoute + Certificate) and admit their traffic."""
+    """The objects that expose `tgt` (Ingress, HTTPRoute + Certificate, or Routes) and admit their traffic."""
     return render_template(
         "manifests",
         "overlays/env/exposure.yaml.j2",
@@ -57,6 +89,9 @@ def exposure_yaml(config: MlgitConfig, tgt: Target) -> str:
         tls=tgt.tls,
         annotations=exposure_annotations(config, tgt),
         allowed_namespaces=tgt.allowed_namespaces,
+        public_paths=public_paths(tgt.exposure.public or []),
+        routes=route_objects(tgt.name, [p.path for p in public_paths(tgt.exposure.public or [])]),
+        secret_provided=tgt.wildcard_secret is not None,
     )
 
 
@@ -82,6 +117,8 @@ def _base(project: Project) -> Iterator[RenderedFile]:
         "startup_failures": 60 if gpu else 30,
         "startup_minutes": 10 if gpu else 5,
         "metrics_namespaces": serving.metrics_namespaces,
+        "metrics_port": METRICS_PORT,
+        "pull_secrets": cfg.image.pull_secrets,
     }
     for template in ("kustomization", "serviceaccount", "deployment", "service", "networkpolicy"):
         path = f"base/{template}.yaml"
@@ -129,6 +166,17 @@ def _overlay(project: Project, env: str, traits: list[str]) -> Iterator[Rendered
             in_flight_metric=IN_FLIGHT_METRIC,
         )
         yield RenderedFile(f"{folder}/autoscaling.yaml", text)
+    patches = []
+    for concern, context in (
+        ("auth", {"auth": cfg.auth_of(env), "keys_dir": API_KEYS_DIR}),
+        ("docs", {"docs": "docs" in (tgt.exposure.public or [])}),
+    ):
+        patches.append(f"{concern}.yaml")
+        text = render_template("manifests", f"overlays/env/{concern}.yaml.j2", name=tgt.name, **context)
+        yield RenderedFile(f"{folder}/{concern}.yaml", text)
+    for path, text in overlay_patches(tgt):
+        patches.append(path)
+        yield RenderedFile(f"{folder}/{path}", text)
     components = ["../../components/gpu"] if "gpu" in traits else []
     if tgt.highly_available:
         components.append("../../components/high-availability")
@@ -142,6 +190,7 @@ def _overlay(project: Project, env: str, traits: list[str]) -> Iterator[Rendered
         namespace=tgt.namespace,
         resources=resources,
         components=components,
+        patches=patches,
         replicas=None if tgt.autoscaling else tgt.replicas,
         instance=tgt.instance,
         labels=tgt.labels,
@@ -165,3 +214,4 @@ def render_manifests(project: Project) -> Iterator[RenderedFile]:
             yield RenderedFile(f"{DEPLOY}/{path}", text)
     for env in known_targets(project.config):
         yield from _overlay(project, env, traits)
+    yield from wildcard_files(project.config, DEPLOY)

@@ -46,6 +46,8 @@ def _environment(config: MlgitConfig, name: str, env: EnvironmentConfig, first: 
         "source": "built" if built else "pinned",
         "when": "on_success" if automatic else "manual",
         "overlay": f"deploy/overlays/{name}",
+        "namespace": tgt.namespace,
+        "auth": config.auth_of(name),
     }
 
 
@@ -68,6 +70,7 @@ def pipeline_context(project: Project) -> dict[str, Any]:
         "environments": environments,
         "promotion_order": order,
         "production_environments": [e["name"] for e in environments if e["tier"] == "production"],
+        "pull_secrets": config.image.pull_secrets,
         "review": _review(config),
     }
 
@@ -85,6 +88,8 @@ def _review(config: MlgitConfig) -> dict[str, Any]:
         "tier": app.tier,
         "auto_stop_in": review.auto_stop_in,
         "kube_context": app.context,
+        "namespace": app.namespace,
+        "auth": config.auth_of(app.env),
     }
 
 
