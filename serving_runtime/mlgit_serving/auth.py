@@ -1,10 +1,12 @@
 """Who may call the server: the authenticator MLGIT_SERVING_AUTH_MODE picks, checked at the ASGI edge.
 
-Every HTTP request but the health probes, /metrics (Prometheus scrapes without credentials) and the API's
-documentation (/docs, its assets and /openapi.json: the same for every deployment, no model data; a browser
-cannot send a header when it opens a page, and Swagger UI's Authorize button then sends the credential with
-each call it makes) must carry `Authorization: Bearer <credential>`: an API key (auth_keys.py) or an OIDC
-access token (auth_oidc.py).
+Every HTTP request must carry `Authorization: Bearer <credential>` (an API key, auth_keys.py, or an OIDC
+access token, auth_oidc.py) but the health probes, the API's documentation (/docs, its assets and
+/openapi.json: the same for every deployment, no model data; a browser cannot send a header when it opens a
+page, and Swagger UI's Authorize button then sends the credential with each call it makes) and the
+try-the-model page (/ui/ and its assets, for the same reason; its /ui/api/* data endpoints are protected).
+/metrics on the main port is protected too (it names callers' identities): in a pod it is served on its own
+port instead (MLGIT_SERVING_METRICS_PORT), where Prometheus scrapes it.
 Refusals follow RFC 6750: 401 with `WWW-Authenticate: Bearer realm="mlgit"` (plus error="invalid_token"
 when a credential was sent but is not accepted), 403 error="insufficient_scope" for a valid identity that
 lacks a required scope or claim. The caller's identity (a key id or a token's subject, never the secret)
@@ -15,6 +17,7 @@ goes into the request's ASGI scope, `scope["state"]["identity"]`, which handlers
 from __future__ import annotations
 
 import logging
+import time
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter
@@ -30,14 +33,19 @@ from .settings import ServerSettings
 
 logger = logging.getLogger(__name__)
 
-OPEN_PATHS = frozenset({"/v2/health/live", "/v2/health/ready", "/metrics", "/docs", "/openapi.json"})
-_OPEN_PREFIX = "/docs/assets/"
+OPEN_PATHS = frozenset({"/v2/health/live", "/v2/health/ready", "/docs", "/openapi.json", "/ui", "/ui/"})
+# The try-the-model page's assets are open like Swagger UI's; its data endpoints (/ui/api/*) are not.
+_OPEN_PREFIXES = ("/docs/assets/", "/ui/assets/")
 MAX_IDENTITY_LABELS = 64  # OIDC subjects are unbounded; past this many, the metric says "other"
+# Refusals are logged at most this many per second (the rest counted into the next line): anyone can send
+# unauthenticated requests, and each must not cost a log line.
+REFUSAL_LOGS_PER_SECOND = 10
+_LOGGED_PATH_CHARS = 200
 
 
 def protects(path: str) -> bool:
     """Whether a request for `path` (without the root path) must carry a credential."""
-    return path not in OPEN_PATHS and not path.startswith(_OPEN_PREFIX)
+    return path not in OPEN_PATHS and not path.startswith(_OPEN_PREFIXES)
 
 
 class Authenticator(Protocol):
@@ -47,13 +55,16 @@ class Authenticator(Protocol):
 
 
 def _bearer_credential(scope: Scope) -> bytes:
-    for name, value in scope["headers"]:
-        if name == b"authorization":
-            scheme, _, credential = value.strip().partition(b" ")
-            credential = credential.strip()
-            if scheme.lower() != b"bearer" or not credential:
-                raise AuthFailure("the Authorization header must be `Bearer <credential>`", "malformed")
-            return credential
+    values = [value for name, value in scope["headers"] if name == b"authorization"]
+    if len(values) > 1:
+        # A proxy that reads the last one and this server the first would disagree about who called.
+        raise AuthFailure("send one Authorization header, not several", "malformed")
+    if values:
+        scheme, _, credential = values[0].strip().partition(b" ")
+        credential = credential.strip()
+        if scheme.lower() != b"bearer" or not credential:
+            raise AuthFailure("the Authorization header must be `Bearer <credential>`", "malformed")
+        return credential
     raise AuthFailure(
         "authentication required: send `Authorization: Bearer <credential>`", "missing", credential_given=False
     )
@@ -78,6 +89,7 @@ class AuthMetrics:
             registry=registry,
         )
         self._failure_children: dict[str, MetricWrapperBase] = {}
+        # By (model, label): at most models x (MAX_IDENTITY_LABELS + 1) entries, however many subjects call.
         self._identity_children: dict[tuple[str, str], MetricWrapperBase] = {}
         self._identities: set[str] = set()
 
@@ -88,16 +100,16 @@ class AuthMetrics:
         child.inc()
 
     def inference(self, model: str, identity: str) -> None:
-        child = self._identity_children.get((model, identity))
+        if identity not in self._identities and len(self._identities) < MAX_IDENTITY_LABELS:
+            self._identities.add(identity)
+        label = identity if identity in self._identities else "other"
+        child = self._identity_children.get((model, label))
         if child is None:
             try:
                 self._repository.versions(model)  # an unknown model (a 404) must not become a label
             except NotFound:
                 return
-            if identity not in self._identities and len(self._identities) < MAX_IDENTITY_LABELS:
-                self._identities.add(identity)
-            label = identity if identity in self._identities else "other"
-            child = self._identity_children[(model, identity)] = self._by_identity.labels(model, label)
+            child = self._identity_children[(model, label)] = self._by_identity.labels(model, label)
         child.inc()
 
 
@@ -107,6 +119,9 @@ class AuthGuard:
     def __init__(self, authenticator: Authenticator, metrics: AuthMetrics) -> None:
         self._authenticator = authenticator
         self.metrics = metrics
+        self._log_second = 0
+        self._logged = 0  # refusal lines in the current second
+        self._suppressed = 0  # refusals not logged since the last line
 
     @staticmethod
     def applies(scope: Scope) -> bool:
@@ -124,20 +139,32 @@ class AuthGuard:
             identity = await self._authenticator.authenticate(_bearer_credential(scope))
         except (AuthFailure, Forbidden) as exc:
             self.metrics.refused(exc.reason)
-            client = scope.get("client")
-            logger.warning(
-                "request refused",
-                extra={
-                    "status": exc.status_code,
-                    "reason": exc.reason,
-                    "error": exc.message,
-                    "path": scope["path"],
-                    "client": client[0] if client else None,
-                },
-            )
+            self._log_refusal(scope, exc)
             raise
         scope.setdefault("state", {})["identity"] = identity
         return identity
+
+    def _log_refusal(self, scope: Scope, exc: AuthFailure | Forbidden) -> None:
+        second = int(time.monotonic())
+        if second != self._log_second:
+            self._log_second, self._logged = second, 0
+        if self._logged >= REFUSAL_LOGS_PER_SECOND:
+            self._suppressed += 1
+            return
+        self._logged += 1
+        client = scope.get("client")
+        logger.warning(
+            "request refused",
+            extra={
+                "status": exc.status_code,
+                "reason": exc.reason,
+                "error": exc.message,
+                "path": scope["path"][:_LOGGED_PATH_CHARS],
+                "client": client[0] if client else None,
+                "suppressed_before": self._suppressed,  # refusals not logged since the previous line
+            },
+        )
+        self._suppressed = 0
 
 
 def create_guard(

@@ -68,7 +68,11 @@ class JwksCache:
             discovery = _get_json(self._issuer.rstrip("/") + "/.well-known/openid-configuration")
             if discovery.get("issuer") != self._issuer:
                 raise ValueError(f"the openid-configuration names issuer {discovery.get('issuer')!r}")
-            self._jwks_url = str(discovery["jwks_uri"])
+            jwks_url = str(discovery["jwks_uri"])
+            if self._issuer.startswith("https://") and not jwks_url.startswith("https://"):
+                # The signing keys decide who may call: never take them over plain HTTP from an HTTPS issuer.
+                raise ValueError(f"the openid-configuration's jwks_uri {jwks_url!r} is not https")
+            self._jwks_url = jwks_url
         document = _get_json(self._jwks_url)
         return {jwk.get("kid"): jwk for jwk in document["keys"] if jwk.get("use", "sig") == "sig"}
 

@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 # Descriptors kept free of connections: the listening sockets, model files, logs, onnxruntime, the metrics
 # listener and its scrapes. A server at its cap then still has descriptors to accept (and evict) with.
 FD_RESERVE = 64
-CLOSE_REASONS = ("evicted", "refused", "header_timeout", "header_too_large")
+CLOSE_REASONS = ("evicted", "refused", "header_timeout", "header_too_large", "pipeline_too_deep")
 
 
 class Connection(Protocol):

@@ -5,7 +5,8 @@ until it is complete, copying the buffer on every read: three 300 MiB headers we
 994 MB peak, and a client sending its head a byte at a time kept its connection for minutes. Here the
 head's bytes are counted as they arrive (431 past max_header_bytes, before httptools buffers more than
 one read beyond it), the whole head must arrive within header_timeout_seconds of the connection opening
-or of the previous response, and every connection passes through the ConnectionTable's cap.
+or of its first byte after a response (idle time between requests is the keep-alive timeout's), and every
+connection passes through the ConnectionTable's cap.
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ logger = logging.getLogger(__name__)
 # the client reads the answer instead of a connection reset.
 LINGER_SECONDS = 2.0
 _HEADER_LINE_OVERHEAD = len(b": \r\n")
+# Requests parsed while an earlier one on the same connection is still answered (HTTP/1.1 pipelining, which
+# browsers and proxies do not use). Deeper than this is abuse: thousands of pipelined requests whose answers
+# are never read keep a connection busy, and so unevictable, for as long as the attacker likes.
+MAX_PIPELINED = 16
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,10 @@ class HeadLimits:
 
 class HeadTooLarge(Exception):
     """Raised in a parser callback to stop httptools; data_received answers 431."""
+
+
+class PipelineTooDeep(Exception):
+    """Raised in a parser callback to stop httptools; data_received closes the connection."""
 
 
 class LimitedHttpToolsProtocol(HttpToolsProtocol):
@@ -69,7 +78,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     # The connection table's view of a connection
     def evictable(self) -> bool:
-        return self.cycle is None or self.cycle.response_complete
+        # A client that does not read its answers (writing paused: the socket's buffers are full) holds
+        # nothing worth protecting; otherwise pipelined requests it never reads would pin it here.
+        return self.cycle is None or self.cycle.response_complete or self.flow.write_paused
 
     def evict(self) -> None:
         self._rejected = True
@@ -97,6 +108,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if self._rejected:
             return
         self._unset_keepalive_if_required()
+        if self._in_head and self._head_deadline is None:
+            # The first bytes of a head after a response: from here it must be complete in time. Idle time
+            # before them is the keep-alive timeout's to judge, not this one's.
+            self._arm_head_timer()
         phase = self._phase
         self._read_size = len(data)
         self._head_started = True  # reset by the end of a head or message within this read
@@ -105,6 +120,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         except httptools.HttpParserCallbackError as exc:
             if isinstance(exc.__context__, HeadTooLarge):
                 self._reject_large_head()
+            elif isinstance(exc.__context__, PipelineTooDeep):
+                self._rejected = True
+                self.table.count("pipeline_too_deep")
+                self.transport.close()
             else:
                 self._invalid_request()
             return
@@ -137,6 +156,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
                 raise HeadTooLarge
         self.table.touch(self)
         super().on_headers_complete()
+        if len(self.pipeline) > MAX_PIPELINED:
+            raise PipelineTooDeep
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
@@ -144,12 +165,6 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._head_started = False
         self._head_received = 0
         self._phase += 1
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        # uvicorn arms its keep-alive timer exactly when the connection now waits for a new head.
-        if self.timeout_keep_alive_task is not None:
-            self._arm_head_timer()
 
     # Limits
     def _arm_head_timer(self) -> None:

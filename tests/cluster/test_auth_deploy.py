@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import Result
 
+from mlgit.config.load import load_project
 from tests.cluster.conftest import flat, image, serve_model, update_config
 from tests.cluster.kube import Kube
 
@@ -36,14 +37,15 @@ def key(model_repo: Path, kwok: tuple[str, int], monkeypatch: pytest.MonkeyPatch
 
 
 def test_a_deploy_without_the_secrets_is_refused_with_how_to_create_them(
-    name: str, prod: str, mlgit: Callable[..., Result], kube: Kube
+    name: str, prod: str, model_repo: Path, mlgit: Callable[..., Result], kube: Kube
 ) -> None:
     result = mlgit("deploy", "--env", "prod", "--image", image(name), "--skip-smoke")
     assert result.exit_code == 1, result.output
     err = flat(result.stderr)
     assert f"Secret {name}-api-keys (environments.prod.auth (or serving.auth) api_key.secret) does not exist" in err
     assert f"kubectl create secret generic {name}-api-keys --namespace {prod}" in err
-    assert f"kubectl create secret docker-registry {PULL_SECRET} --namespace {prod}" in err
+    registry = load_project(model_repo).config.image.registry
+    assert f"kubectl create secret docker-registry {PULL_SECRET} --namespace {prod} --docker-server={registry} " in err
     assert "nothing was applied" in err and "Traceback" not in result.output
     assert kube.list("all", prod) == [] and kube.get("serviceaccount", name, prod) is None
 
@@ -56,6 +58,19 @@ def test_a_secret_of_the_wrong_type_is_refused(name: str, prod: str, mlgit: Call
     assert f"Secret {PULL_SECRET} (image.pull_secrets) is of type Opaque, not kubernetes.io/dockerconfigjson" in flat(
         result.stderr
     )
+    assert kube.get("deployment", name, prod) is None
+
+
+def test_a_key_secret_of_blank_values_is_refused(
+    name: str, prod: str, mlgit: Callable[..., Result], kube: Kube
+) -> None:
+    """The runtime strips each key and ignores an empty one: such a Secret would crash-loop every pod."""
+    kube.run("create", "secret", "generic", f"{name}-api-keys", "-n", prod, "--from-literal=key-1=  \n")
+    kube.run("create", "secret", "docker-registry", PULL_SECRET, "-n", prod, "--docker-server=r.example.com",
+             "--docker-username=u", "--docker-password=p")  # fmt: skip
+    result = mlgit("deploy", "--env", "prod", "--image", image(name), "--skip-smoke")
+    assert result.exit_code == 1, result.output
+    assert f"Secret {name}-api-keys" in flat(result.stderr) and "holds no key" in flat(result.stderr)
     assert kube.get("deployment", name, prod) is None
 
 

@@ -16,7 +16,7 @@ import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
 from mlgit_serving.app import create_app
-from mlgit_serving.auth import MAX_IDENTITY_LABELS
+from mlgit_serving.auth import MAX_IDENTITY_LABELS, REFUSAL_LOGS_PER_SECOND
 from mlgit_serving.errors import ConfigurationError
 from mlgit_serving.logs import JsonFormatter
 from mlgit_serving.settings import ServerSettings
@@ -101,10 +101,31 @@ def http(keyed: RunningServer) -> Iterator[httpx.Client]:
         yield client
 
 
-def test_health_probes_and_metrics_need_no_key(http: httpx.Client) -> None:
+def test_health_probes_need_no_key(http: httpx.Client) -> None:
     assert http.get("/v2/health/live").status_code == 200
     assert http.get("/v2/health/ready").status_code == 200
-    assert http.get("/metrics").status_code == 200
+
+
+def test_metrics_on_the_main_port_need_a_key(http: httpx.Client) -> None:
+    """They name the callers; a pod serves them on their own port instead, where Prometheus scrapes."""
+    assert http.get("/metrics").status_code == 401
+    assert http.get("/metrics", headers=bearer(KEY_1)).status_code == 200
+
+
+def test_several_authorization_headers_are_refused(http: httpx.Client) -> None:
+    """A proxy that reads the last one and the server the first would disagree about who called."""
+    for order in ((KEY_1, "nope"), ("nope", KEY_1)):
+        headers = [("Authorization", f"Bearer {key}") for key in order]
+        response = http.get("/v2/models/iris", headers=headers)
+        assert response.status_code == 401 and "one Authorization header" in response.json()["error"]
+
+
+def test_refusals_are_logged_at_a_bounded_rate(http: httpx.Client, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="mlgit_serving.auth"):
+        for _ in range(200):
+            assert http.get("/v2/models/iris").status_code == 401
+    lines = [r for r in caplog.records if r.getMessage() == "request refused"]
+    assert 1 <= len(lines) <= 5 * REFUSAL_LOGS_PER_SECOND, len(lines)
 
 
 @pytest.mark.parametrize(("method", "path"), PROTECTED)
@@ -194,7 +215,7 @@ def test_identity_in_access_and_failure_logs_and_metrics_never_the_key(
     lines = "\n".join(JsonFormatter().format(r) for r in caplog.records)
     for secret in (*SECRETS, KEY_1[:-1]):
         assert secret not in lines
-    metrics = http.get("/metrics").text
+    metrics = http.get("/metrics", headers=bearer(KEY_1)).text
     by_identity = "mlgit_inference_requests_by_identity_total"
     assert _metric(metrics, by_identity, '{identity="key-2",model="iris"}') >= 1
     assert _metric(metrics, by_identity, '{identity="from-secret",model="iris"}') >= 1
@@ -207,9 +228,10 @@ def test_identity_in_access_and_failure_logs_and_metrics_never_the_key(
 def test_unknown_models_and_many_identities_keep_the_metric_bounded(keyed: RunningServer, http: httpx.Client) -> None:
     assert http.post("/v2/models/made-up/infer", json=IRIS_SAMPLE, headers=bearer(KEY_1)).status_code == 404
     metrics = keyed.app.auth_guard.metrics  # OIDC subjects are unbounded; key ids are not, so feed it directly
-    for i in range(MAX_IDENTITY_LABELS + 10):
+    for i in range(MAX_IDENTITY_LABELS + 1000):
         metrics.inference("iris", f"subject-{i}")
-    text = http.get("/metrics").text
+    assert len(metrics._identity_children) <= MAX_IDENTITY_LABELS + 3  # the memory behind the labels too
+    text = http.get("/metrics", headers=bearer(KEY_1)).text
     identities = set(re.findall(r'^mlgit_inference_requests_by_identity_total\{identity="([^"]+)"', text, re.M))
     assert len(identities) == MAX_IDENTITY_LABELS + 1 and "other" in identities
     assert 'model="made-up"' not in text

@@ -178,7 +178,7 @@ def test_valid_tokens_of_either_key_type_are_accepted(
             assert response.status_code == 200, response.text
     assert {r.identity for r in caplog.records if r.getMessage() == "inference request"} == {"svc-batch-scoring"}
     assert "/.well-known/openid-configuration" in idp.requests  # the JWKS URL came from discovery
-    metrics = http.get("/metrics").text
+    metrics = http.get("/metrics", headers=bearer(idp.token())).text
     assert 'mlgit_inference_requests_by_identity_total{identity="svc-batch-scoring",model="iris"}' in metrics
 
 
@@ -314,3 +314,19 @@ def test_an_unreachable_provider_is_503_not_401(repository: Path) -> None:
 def test_oidc_needs_issuer_and_audience(repository: Path) -> None:
     with pytest.raises(ConfigurationError, match="MLGIT_SERVING_OIDC_ISSUER and MLGIT_SERVING_OIDC_AUDIENCE"):
         create_app(ServerSettings(model_repository=repository, auth_mode="oidc"))
+
+
+def test_signing_keys_are_never_taken_over_http_from_an_https_issuer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fetch itself is replaced here (no HTTPS identity provider can be served without a trusted
+    certificate): what is checked is the rule applied to the discovery document's jwks_uri."""
+    from mlgit_serving import auth_oidc
+
+    documents = {
+        "https://idp.example/.well-known/openid-configuration": {
+            "issuer": "https://idp.example",
+            "jwks_uri": "http://idp.example/jwks.json",
+        }
+    }
+    monkeypatch.setattr(auth_oidc, "_get_json", documents.__getitem__)
+    with pytest.raises(ValueError, match=r"jwks_uri 'http://idp\.example/jwks\.json' is not https"):
+        auth_oidc.JwksCache("https://idp.example", None)._fetch()

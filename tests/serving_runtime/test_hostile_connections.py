@@ -3,6 +3,7 @@ connections up to the cap and the open-file limit; the metrics port and HTTPS on
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import ipaddress
 import os
@@ -181,6 +182,38 @@ def test_at_the_connection_cap_idle_connections_make_room_and_readiness_answers(
     finally:
         uploading.close()
         for sock in idle:
+            sock.close()
+
+
+def test_a_kept_alive_connection_may_idle_past_the_head_timeout(limited: Server) -> None:
+    """Between requests only the keep-alive timeout (75 s) applies: a proxy that reuses its upstream connection
+    after a few idle seconds must find it open, or it answers 502."""
+    with limited.connect() as sock:
+        for _ in range(2):
+            sock.sendall(READY + b"\r\n")
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
+            time.sleep(HEADER_TIMEOUT * 2.5)
+
+
+def test_clients_that_never_read_their_answers_cannot_pin_the_connection_table(limited: Server) -> None:
+    """Thousands of pipelined requests whose answers are never read would keep each connection busy, and so
+    unevictable, for as long as the attacker likes (no credential needed: health is open): past 16 pipelined
+    requests the connection is closed, and one whose answers are not read is evictable, so probes get in."""
+    pipelined = b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n" * 3000
+    stuck = []
+    try:
+        for _ in range(CAP + 5):
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+            sock.connect(("127.0.0.1", limited.port))
+            sock.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                sock.send(pipelined)
+            stuck.append(sock)
+        assert [ready_on_a_new_connection(limited) for _ in range(5)] == [200] * 5
+        assert limited.metric('mlgit_connections_closed_total{reason="pipeline_too_deep"}') >= 1
+    finally:
+        for sock in stuck:
             sock.close()
 
 

@@ -8,6 +8,7 @@ The smoke check reads one API key back from the Secret to call the endpoint as a
 from __future__ import annotations
 
 import base64
+import binascii
 from dataclasses import dataclass
 
 from mlgit.cluster.client import Cluster
@@ -35,10 +36,10 @@ def api_key_command(secret: str, namespace: str) -> str:
     )
 
 
-def pull_secret_command(secret: str, namespace: str) -> str:
+def pull_secret_command(secret: str, namespace: str, registry: str) -> str:
     return (
         f"kubectl create secret docker-registry {secret} --namespace {namespace} "
-        "--docker-server=$CI_REGISTRY --docker-username=<deploy token username> "
+        f"--docker-server={registry} --docker-username=<deploy token username> "
         "--docker-password=<deploy token> (a GitLab deploy token with scope read_registry)"
     )
 
@@ -58,7 +59,7 @@ def needed_secrets(config: MlgitConfig, target: Target) -> list[NeededSecret]:
             )
         )
     for secret in config.image.pull_secrets:
-        command = pull_secret_command(secret, target.namespace)
+        command = pull_secret_command(secret, target.namespace, config.image.registry)
         needed.append(NeededSecret(secret, "image.pull_secrets", command, PULL_SECRET_TYPE))
     return needed
 
@@ -88,11 +89,20 @@ def check_secrets(cluster: Cluster, config: MlgitConfig, target: Target) -> None
     )
 
 
-def _keys(secret: dict[str, object]) -> dict[str, str]:
-    """The Secret's data by key id; names starting with '.' are skipped, as the runtime skips kubelet's files."""
+def _keys(secret: dict[str, object]) -> dict[str, bytes]:
+    """The keys the runtime will accept, by key id: as it does, names starting with '.' are skipped and each
+    value is stripped; one that is empty then (or not base64, which the API server never stores) is no key."""
     data = secret.get("data") or {}
     assert isinstance(data, dict)
-    return {str(k): str(v) for k, v in data.items() if not str(k).startswith(".") and v}
+    keys = {}
+    for name, encoded in data.items():
+        try:
+            value = base64.b64decode(str(encoded), validate=True).strip()
+        except binascii.Error:
+            continue
+        if value and not str(name).startswith("."):
+            keys[str(name)] = value
+    return keys
 
 
 def read_api_key(cluster: Cluster, namespace: str, secret: str) -> tuple[str, str]:
@@ -104,5 +114,11 @@ def read_api_key(cluster: Cluster, namespace: str, secret: str) -> tuple[str, st
             f"smoke check: the api-key Secret {secret} in namespace {namespace} is missing or holds no key",
             f"create it: {api_key_command(secret, namespace)}",
         )
-    key_id = min(keys)
-    return key_id, base64.b64decode(keys[key_id]).decode().strip()
+    for key_id in sorted(keys):
+        if keys[key_id].isascii():  # what an HTTP header can carry
+            return key_id, keys[key_id].decode()
+    raise MlgitError(
+        f"smoke check: no key of the api-key Secret {secret} in namespace {namespace} is ASCII, so none can be "
+        "sent in an Authorization header",
+        f"add one: {api_key_command(secret, namespace)}",
+    )

@@ -71,9 +71,17 @@ class AuthConfig(Strict):
     oidc: OidcAuth | None = Field(None, description="Mode oidc: the issuer and what a token must carry.")
 
     @model_validator(mode="after")
-    def _oidc_needed(self) -> AuthConfig:
+    def _consistent(self) -> AuthConfig:
         if self.mode == "oidc" and self.oidc is None:
             raise ValueError("oidc: mode oidc needs `oidc: {issuer: https://..., audience: ...}`")
+        # A section the mode ignores is most likely a mistyped or forgotten mode: say so rather than serve
+        # with another kind of authentication (or none) than the file seems to ask for.
+        if self.oidc is not None and self.mode != "oidc":
+            raise ValueError(f"oidc: given, but mode is {self.mode}; set mode: oidc, or remove the oidc section")
+        if "api_key" in self.model_fields_set and self.mode != "api-key":
+            raise ValueError(
+                f"api_key: given, but mode is {self.mode}; set mode: api-key, or remove the api_key section"
+            )
         return self
 
 
