@@ -2,14 +2,14 @@
 # title: Routes expose only the inference API and the extras enabled for the environment
 # description: |-
 #   Ingress paths, HTTPRoute matches and OpenShift Route paths are /v2 (the Open Inference Protocol: inference,
-#   metadata and health) or a known extra (/docs, /openapi.json), never / or /metrics: the metrics and
+#   metadata and health) or a known extra (/docs, /openapi.json, /ui), never / or /metrics: the metrics and
 #   anything else the server answers stay inside the cluster. A default backend, an HTTPRoute rule without
 #   matches and a regular-expression match route more than that and are denied too.
 # custom:
 #   id: MLGIT-NET-004
 #   severity: deny
 #   remediation: >-
-#     Route only /v2 and what `exposure.public` enables (docs: /docs and /openapi.json); let mlgit render the
+#     Route only /v2 and what `exposure.public` enables (docs: /docs and /openapi.json; ui: /ui); let mlgit render the
 #     routes rather than editing deploy/ by hand.
 package mlgit.public_paths
 
@@ -26,9 +26,11 @@ public(path) if under(path, "/docs")
 
 public(path) if path == "/openapi.json"
 
+public(path) if under(path, "/ui")
+
 message(path) := concat("", [
 	"routes ", path,
-	" to the public; expose only /v2 and the extras exposure.public enables (/docs, /openapi.json)",
+	" to the public; expose only /v2 and the extras exposure.public enables (/docs, /openapi.json, /ui)",
 ])
 
 deny contains result if {

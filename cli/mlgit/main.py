@@ -11,6 +11,8 @@ from typer.core import TyperGroup, TyperOption
 
 from mlgit import __version__
 from mlgit.commands import (
+    batch,
+    batch_cluster,
     build,
     cluster,
     init,
@@ -103,6 +105,8 @@ app.command("rollback")(cluster.rollback)
 app.command("promote")(promote.promote)
 app.add_typer(manifests.app, name="manifests")
 app.add_typer(policy.app, name="policy")
+batch_cluster.app.command(batch_cluster.LOCAL)(batch.run)  # `mlgit batch DIR ...` runs locally
+app.add_typer(batch_cluster.app, name="batch")
 
 
 def run() -> None:

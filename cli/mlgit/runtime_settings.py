@@ -26,6 +26,7 @@ def runtime_settings_dict(project: Project) -> dict[str, object]:
         batching=serving.batching,
         threads=serving.threads,
         max_request_bytes=serving.max_request_bytes,
+        adapter=cfg.model.adapter,
     )
     return settings.model_dump(mode="json")
 

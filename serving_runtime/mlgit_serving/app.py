@@ -23,6 +23,7 @@ from .http_infer import add_inference_routes
 from .http_meta import add_meta_routes
 from .settings import ServerSettings
 from .state import ServingState
+from .ui_routes import add_ui_routes
 
 logger = logging.getLogger(__name__)
 
@@ -111,4 +112,6 @@ def create_app(settings: ServerSettings) -> FastAPI:
         add_docs_routes(app)
         if guard is not None:
             declare_bearer(app)
+    if settings.ui:
+        add_ui_routes(app, state)
     return app

@@ -8,6 +8,7 @@ neither package by name: the runtime must never import the CLI, and the CLI must
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -76,6 +77,114 @@ class ThreadSettings(_Contract):
     inter_op: int = Field(0, ge=0, description="onnxruntime inter-op threads (0: its default).")
 
 
+ImageFormat = Literal["png", "jpeg", "fits"]
+FLOAT_DATATYPES = ("FP16", "FP32", "FP64")
+
+
+class MaskOutput(_Contract):
+    """A model output also written as a black-and-white PNG (one per image), besides the .npz of all outputs."""
+
+    name: str = Field(description="The model output holding the mask: [N, 1, H, W], [N, H, W, 1] or [N, H, W].")
+    kind: Literal["mask"] = Field("mask", description="mask: values above `threshold` are white (255), others black.")
+    threshold: float = Field(0.5, description="Values above it are in the mask.")
+
+
+@dataclass(frozen=True)
+class ImageGeometry:
+    """What an image must be to feed the adapter's input: its channels and size (None: any size)."""
+
+    input: str
+    channels: int
+    height: int | None
+    width: int | None
+
+
+class ImageAdapter(_Contract):
+    """How image files become the model's input: `mlgit batch` reads them (and the /ui/ page uploads them).
+
+    Each image is one row: pixel * scale, then (x - mean) / std per channel, laid out as `layout`, converted to
+    the input's datatype. FITS data (physical values after BSCALE/BZERO) is used as is: no scale, mean or std.
+    Images must already have the input's height and width: nothing is resized.
+    """
+
+    kind: Literal["image"] = Field(description="image: PNG, JPEG or FITS files feed one input.")
+    input: str | None = Field(None, description="The model input the image feeds; none: the model's only input.")
+    formats: list[ImageFormat] = Field(
+        default_factory=lambda: ["png", "jpeg"],
+        min_length=1,
+        description="Accepted file formats: png, jpeg, fits (the primary HDU's 2-D image).",
+    )
+    layout: Literal["NCHW", "NHWC"] = Field(
+        "NCHW", description="Where the channels are in the input's shape; their number (1 grey, 3 RGB) is the shape's."
+    )
+    scale: float = Field(1 / 255, gt=0, description="Pixel values are multiplied by this first (not FITS data).")
+    mean: list[float] = Field(
+        default_factory=lambda: [0.0], min_length=1, description="Subtracted per channel after scaling (1 or C values)."
+    )
+    std: list[float] = Field(
+        default_factory=lambda: [1.0], min_length=1, description="Divides per channel after the mean (1 or C values)."
+    )
+    output: MaskOutput | None = Field(None, description="Also write this output as a PNG mask per image.")
+
+    @model_validator(mode="after")
+    def _positive_std(self) -> ImageAdapter:
+        if any(s <= 0 for s in self.std):
+            raise ValueError(f"std: {self.std}: every value must be above 0")
+        return self
+
+    def geometry(self, inputs: list[TensorSpec], outputs: list[TensorSpec]) -> ImageGeometry:
+        """Check the adapter against the model's signature; ValueError `adapter.<field>: why` when it does not fit."""
+        names = [t.name for t in inputs]
+        if self.input is None and len(inputs) != 1:
+            raise ValueError(f"adapter.input: the model has inputs {names}; name the one the image feeds")
+        spec = inputs[0] if self.input is None else next((t for t in inputs if t.name == self.input), None)
+        if spec is None:
+            raise ValueError(f"adapter.input: {self.input!r} is not an input of the model; it has {names}")
+        if spec.datatype not in FLOAT_DATATYPES:
+            raise ValueError(f"adapter.input: {spec.name!r} is {spec.datatype}; an image input is FP16, FP32 or FP64")
+        channel_axis = 1 if self.layout == "NCHW" else 3
+        if spec.shape is None or len(spec.shape) != 4:
+            raise ValueError(
+                f"adapter.input: {spec.name!r} has shape {spec.shape}; an image input has 4 dimensions ({self.layout})"
+            )
+        if spec.shape[0] not in (-1, 1):
+            raise ValueError(f"adapter.input: {spec.name!r} has shape {spec.shape}; its first dimension is -1 or 1")
+        channels = spec.shape[channel_axis]
+        if channels not in (1, 3):
+            raise ValueError(
+                f"adapter.layout: {self.layout} puts the channels of {spec.name!r} (shape {spec.shape}) at dimension "
+                f"{channel_axis}, which is {channels}; it must be 1 (grey) or 3 (RGB): check the layout"
+            )
+        for field in ("mean", "std"):
+            values = getattr(self, field)
+            if len(values) not in (1, channels):
+                counts = "1" if channels == 1 else f"1 or {channels}"
+                raise ValueError(f"adapter.{field}: {len(values)} values for {channels} channel(s); give {counts}")
+        if "fits" in self.formats and channels != 1:
+            raise ValueError(f"adapter.formats: fits gives one channel, but {spec.name!r} takes {channels}")
+        if self.output is not None:
+            self._check_mask(outputs)
+        height, width = (spec.shape[2], spec.shape[3]) if self.layout == "NCHW" else (spec.shape[1], spec.shape[2])
+        return ImageGeometry(spec.name, channels, None if height == -1 else height, None if width == -1 else width)
+
+    def _check_mask(self, outputs: list[TensorSpec]) -> None:
+        assert self.output is not None
+        spec = next((t for t in outputs if t.name == self.output.name), None)
+        if spec is None:
+            raise ValueError(
+                f"adapter.output.name: {self.output.name!r} is not an output of the model; it has "
+                f"{[t.name for t in outputs]}"
+            )
+        one_channel = spec.shape is not None and (
+            len(spec.shape) == 3 or (len(spec.shape) == 4 and spec.shape[1 if self.layout == "NCHW" else 3] == 1)
+        )
+        if spec.datatype == "BYTES" or not one_channel:
+            raise ValueError(
+                f"adapter.output.name: {spec.name!r} ({spec.datatype} {spec.shape}) is not a one-channel image: a mask "
+                f"output is numeric, [N, H, W] or one channel in {self.layout}"
+            )
+
+
 def resolve_providers(device: Device, providers: list[ProviderSpec] | None) -> list[ProviderSpec]:
     """The providers onnxruntime is asked for: none named means the device's default (CUDA on device 0,
     then the CPU, for gpu; the CPU alone for cpu); a gpu model must name a GPU provider."""
@@ -119,8 +228,18 @@ class ModelSettings(_Contract):
         description="Run one request (sample.json, else a made-up one) before becoming ready; a failure fails "
         "the load.",
     )
+    adapter: ImageAdapter | None = Field(
+        None, description="How image files feed the model (`mlgit batch`, the /ui/ page); none: tensors only."
+    )
 
     @model_validator(mode="after")
     def _default_providers(self) -> ModelSettings:
         self.providers = resolve_providers(self.device, self.providers)
+        return self
+
+    @model_validator(mode="after")
+    def _adapter_fits(self) -> ModelSettings:
+        # A bare file may leave the signature out; the batch runner then checks against the model itself.
+        if self.adapter is not None and self.inputs is not None and self.outputs is not None:
+            self.adapter.geometry(self.inputs, self.outputs)
         return self

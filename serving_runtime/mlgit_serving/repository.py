@@ -40,7 +40,8 @@ def read_settings(directory: Path) -> ModelSettings:
         raise ModelLoadError(f"{path}: {problems}") from None
 
 
-def _read_sample(directory: Path) -> dict[str, Any] | None:
+def read_sample(directory: Path) -> dict[str, Any] | None:
+    """The request of a model directory's sample.json (its inputs only), None when there is none."""
     path = directory / SAMPLE_FILE
     if not path.exists():
         return None
@@ -113,7 +114,7 @@ class ModelRepository:
         directory = self.root / name
         try:
             settings = read_settings(directory)
-            sample = _read_sample(directory)
+            sample = read_sample(directory)
         except ModelLoadError as exc:
             for mv in versions:
                 mv.fail(str(exc))

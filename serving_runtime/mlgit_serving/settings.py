@@ -44,8 +44,8 @@ class ServerSettings(BaseSettings):
     header_timeout_seconds: float = Field(
         10.0,
         gt=0,
-        description="A request's head must arrive within this of the connection opening or of the previous "
-        "response, else the connection is closed (with a 408 when part of the head came).",
+        description="A request's head must arrive within this of the connection opening, or of its first byte "
+        "on a kept-alive connection, else the connection is closed (with a 408 when part of the head came).",
     )
     keep_alive_timeout_seconds: float = Field(
         75.0,
@@ -111,6 +111,11 @@ class ServerSettings(BaseSettings):
     )
     oidc_leeway_seconds: float = Field(60.0, ge=0, description="oidc mode: clock skew allowed on exp/nbf/iat.")
     docs: bool = Field(True, description="Serve /docs (Swagger UI, shipped with the runtime) and /openapi.json.")
+    ui: bool = Field(
+        True,
+        description="Serve /ui/, a page to try the models (its data endpoints /ui/api/* need a credential under "
+        "auth, as /v2 does).",
+    )
 
     @field_validator("oidc_required_scopes", mode="before")
     @classmethod

@@ -93,7 +93,7 @@ def test_check_json_reports_drift_with_diffs(model_repo: Path) -> None:
     assert report["ok"] is False and report["missing"] == ["Dockerfile"] and report["stale"] == []
     (changed,) = report["changed"]
     assert changed["path"] == "model-settings.json"
-    assert '-  "warmup": false\n+  "warmup": true\n' in changed["diff"]
+    assert '-  "warmup": false,\n+  "warmup": true,\n' in changed["diff"]
     assert report["generated"] > 10 and report["dropped_environments"] == []
 
 

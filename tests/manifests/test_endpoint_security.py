@@ -55,17 +55,23 @@ def test_production_routes_only_the_api_and_asks_for_a_key(model_repo: Path) -> 
     assert _paths(prod["Ingress"]) == [("/v2", "Prefix")]
     env = _env(prod)
     assert env["MLGIT_SERVING_AUTH_MODE"] == "api-key" and env["MLGIT_SERVING_DOCS"] == "false"
+    assert env["MLGIT_SERVING_UI"] == "false"
     assert env["MLGIT_SERVING_API_KEYS_DIR"] == "/var/run/secrets/mlgit/api-keys"
     pod = prod["Deployment"]["spec"]["template"]["spec"]
     assert {"name": "api-keys", "secret": {"secretName": "linear-api-keys"}} in pod["volumes"]
     assert not [o for o in build_env(load_project(model_repo, warn=False), "prod") if o["kind"] == "Secret"]
 
 
-def test_dev_and_review_apps_route_and_serve_the_docs_openly(model_repo: Path) -> None:
+def test_dev_and_review_apps_route_and_serve_the_docs_and_ui_openly(model_repo: Path) -> None:
     for env, slug in (("dev", None), ("review", "my-branch")):
         objects = _objects(model_repo, env, slug)
-        assert _paths(objects["Ingress"]) == [("/v2", "Prefix"), ("/docs", "Prefix"), ("/openapi.json", "Exact")]
-        assert _env(objects)["MLGIT_SERVING_DOCS"] == "true"
+        assert _paths(objects["Ingress"]) == [
+            ("/v2", "Prefix"),
+            ("/docs", "Prefix"),
+            ("/openapi.json", "Exact"),
+            ("/ui", "Prefix"),
+        ]
+        assert _env(objects)["MLGIT_SERVING_DOCS"] == _env(objects)["MLGIT_SERVING_UI"] == "true"
         assert _env(objects)["MLGIT_SERVING_AUTH_MODE"] == "none"
         assert "MLGIT_SERVING_API_KEYS_DIR" not in _env(objects)
 
@@ -123,6 +129,7 @@ def test_environments_and_review_apps_override_auth_and_extras(model_repo: Path)
         "MLGIT_SERVING_OIDC_REQUIRED_SCOPES": "infer,models:read",
         "MLGIT_SERVING_OIDC_REQUIRED_CLAIMS": '{"groups": "ml", "verified": true}',
         "MLGIT_SERVING_DOCS": "true",
+        "MLGIT_SERVING_UI": "false",  # listed extras replace the default: docs alone
     }
     assert {name: _env(prod).get(name) for name in expected} == expected
     assert "MLGIT_SERVING_OIDC_JWKS_URL" not in _env(prod)
@@ -141,13 +148,21 @@ def test_environments_and_review_apps_override_auth_and_extras(model_repo: Path)
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"exposure": {"public": ["ui"]}}, "exposure.public.0: Input should be 'docs'"),
+        ({"exposure": {"public": ["grpc"]}}, "exposure.public.0: Input should be 'docs' or 'ui'"),
         ({"serving": {"auth": {"mode": "oidc"}}}, "serving.auth.oidc: mode oidc needs"),
         (
             {"serving": {"auth": {"mode": "oidc", "oidc": {"issuer": "http://id.acme.io", "audience": "x"}}}},
             "serving.auth.oidc.issuer: 'http://id.acme.io' is not an https:// URL",
         ),
         ({"serving": {"auth": {"mode": "token"}}}, "serving.auth.mode: Input should be 'none', 'api-key' or 'oidc'"),
+        (
+            {"serving": {"auth": {"mode": "api-key", "oidc": {"issuer": "https://id.acme.io", "audience": "x"}}}},
+            "serving.auth.oidc: given, but mode is api-key; set mode: oidc",
+        ),
+        (
+            {"serving": {"auth": {"mode": "none", "api_key": {"secret": "keys"}}}},
+            "serving.auth.api_key: given, but mode is none; set mode: api-key",
+        ),
         ({"serving": {"port": 9090}}, "9090 is the metrics port"),
         ({"image": {"pull_secrets": ["Not_A_Name"]}}, "image.pull_secrets.0"),
     ],

@@ -68,9 +68,14 @@ def _tls_secrets(cluster: Cluster, target: Target, found: list[dict[str, Any]]) 
     return sorted(keys)
 
 
+BATCH_KINDS = frozenset({("batch/v1", "Job")})
+
+
 def destroy(cluster: Cluster, target: Target, timeout: float) -> list[Change]:
     """Delete and wait until gone; an environment that is already gone yields no changes."""
-    found = apply.find_managed(cluster, target)
+    # Batch Jobs too (deploy's prune must leave them running, so they are no MANAGED_KIND): an environment
+    # destroyed mid-run would otherwise keep its pods writing results for a model that is gone.
+    found = apply.find_managed(cluster, target, BATCH_KINDS)
     secrets = _tls_secrets(cluster, target, found)
     deleted = [k for k in (key(o) for o in found) if apply.delete(cluster, k)]
     apply.wait_gone(cluster, deleted, timeout)

@@ -186,6 +186,16 @@ def load_project(root: Path, *, warn: bool = True) -> Project:
                 location=_config_location(config_path, doc, ("model", "signature")),
                 problems=problems,
             )
+    adapter = config.model.adapter
+    if adapter is not None and declared is None:  # a declared signature was checked with the config
+        try:
+            adapter.geometry(model.signature.inputs, model.signature.outputs)
+        except ValueError as exc:
+            raise MlgitError(
+                f"model.{exc}",
+                "fix model.adapter to fit the model's signature (`mlgit schema` documents it)",
+                location=_config_location(config_path, doc, ("model", "adapter")),
+            ) from None
     if config.serving.batching.enabled and not model.signature.batchable:
         raise MlgitError(
             "adaptive batching needs a dynamic first (batch) dimension on every input; this model has "

@@ -15,6 +15,7 @@ from pydantic import Field, model_validator
 
 from mlgit import __version__
 from mlgit.config.auth import AuthConfig, default_auth
+from mlgit.config.batch import BatchConfig
 from mlgit.config.serving import ImageConfig, ModelConfig, ServingConfig
 from mlgit.config.types import (
     DNS_NAME_RE,
@@ -44,8 +45,8 @@ class GatewayRef(Strict):
     section_name: DnsLabel | None = Field("https", description="Listener of the Gateway (its sectionName).")
 
 
-# What a route may expose besides the inference API (/v2); more come with their features (ui, feedback, grpc).
-PublicExtra = Literal["docs"]
+# What a route may expose besides the inference API (/v2); more come with their features (feedback, grpc).
+PublicExtra = Literal["docs", "ui"]
 
 
 Platform = Literal["kubernetes", "openshift"]
@@ -80,9 +81,10 @@ class ExposureConfig(Strict):
     )
     public: list[PublicExtra] | None = Field(
         None,
-        description="What the route exposes besides the inference API (/v2): docs is /docs and /openapi.json (and "
-        "turns them on in the server). Default: [docs] in the development tier (dev, review apps), [] elsewhere, "
-        "where the server then serves no docs at all. /metrics is never public.",
+        description="What the route exposes besides the inference API (/v2): docs is /docs and /openapi.json, ui "
+        "the try-the-model page /ui/ (each also turns itself on in the server). Default: [docs, ui] in the "
+        "development tier (dev, review apps), [] elsewhere, where the server then serves neither. /metrics is "
+        "never public.",
     )
 
     @model_validator(mode="after")
@@ -285,6 +287,9 @@ class MlgitConfig(Strict):
     )
     policy: PolicyConfig = Field(default_factory=PolicyConfig, description="Rego policy checks and their waivers.")
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig, description="The generated .gitlab-ci.yml.")
+    batch: BatchConfig = Field(
+        default_factory=BatchConfig, description="`mlgit batch submit`: the model over a folder as a Kubernetes Job."
+    )
 
     @model_validator(mode="after")
     def _resolve(self) -> MlgitConfig:
@@ -387,6 +392,7 @@ class MlgitConfig(Strict):
         if len(set(order)) != len(order):
             raise ValueError(f"promotion.order: lists an environment twice: {order}")
         self.promotion.order = order
+        self.batch.check_environments([*self.environments, *(["review"] if self.review.enabled else [])])
         return self
 
     def _auth(self, own: AuthConfig | None, tier: Tier) -> AuthConfig:
@@ -422,7 +428,7 @@ def _public_extras(exposure: ExposureConfig, tier: Tier) -> ExposureConfig:
     """`exposure` with `public` resolved for a tier: a copy, as environments share the top-level section."""
     if exposure.public is not None:
         return exposure
-    return exposure.model_copy(update={"public": ["docs"] if tier == "development" else []})
+    return exposure.model_copy(update={"public": ["docs", "ui"] if tier == "development" else []})
 
 
 def _check_in_domain(host: str, domain: str, field: str) -> None:

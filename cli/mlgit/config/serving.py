@@ -29,6 +29,7 @@ from mlgit.config.types import (
 from mlgit.model_settings import (
     BatchingSettings,
     Device,
+    ImageAdapter,
     ModelSettings,
     ProviderSpec,
     TensorSpec,
@@ -89,6 +90,18 @@ class ModelConfig(Strict):
         default_factory=SampleConfig,
         description="The sample request with its expected outputs: validate, the image smoke run and warm-up use it.",
     )
+    adapter: ImageAdapter | None = Field(
+        None,
+        description="How image files feed the model: `mlgit batch` reads PNG, JPEG or FITS files through it and "
+        "the /ui/ page uploads images; none: tensors only (.npz, .json).",
+    )
+
+    @model_validator(mode="after")
+    def _adapter_fits_signature(self) -> ModelConfig:
+        # Without a declared signature the check waits for the ONNX file's (config/load.py).
+        if self.adapter is not None and self.signature is not None:
+            self.adapter.geometry(self.signature.inputs, self.signature.outputs)
+        return self
 
 
 # --- serving -----------------------------------------------------------------------------------

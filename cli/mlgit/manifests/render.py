@@ -31,8 +31,13 @@ class PublicPath:
 
 
 API_PATH = PublicPath("/v2")  # the inference API, health and metadata (Open Inference Protocol v2)
-# What each `exposure.public` extra adds to the route.
-EXTRA_PATHS = {"docs": (PublicPath("/docs"), PublicPath("/openapi.json", exact=True))}
+# What each `exposure.public` extra adds to the route, and the server setting that turns it on (the overlay's
+# <extra>.yaml patch sets it: true exactly where the extra is routed, so nothing unrouted is served).
+EXTRA_PATHS = {
+    "docs": (PublicPath("/docs"), PublicPath("/openapi.json", exact=True)),
+    "ui": (PublicPath("/ui"),),
+}
+EXTRA_SWITCHES = {"docs": "MLGIT_SERVING_DOCS", "ui": "MLGIT_SERVING_UI"}
 
 
 def public_paths(public: Iterable[str]) -> list[PublicPath]:
@@ -166,14 +171,23 @@ def _overlay(project: Project, env: str, traits: list[str]) -> Iterator[Rendered
             in_flight_metric=IN_FLIGHT_METRIC,
         )
         yield RenderedFile(f"{folder}/autoscaling.yaml", text)
-    patches = []
-    for concern, context in (
-        ("auth", {"auth": cfg.auth_of(env), "keys_dir": API_KEYS_DIR}),
-        ("docs", {"docs": "docs" in (tgt.exposure.public or [])}),
-    ):
-        patches.append(f"{concern}.yaml")
-        text = render_template("manifests", f"overlays/env/{concern}.yaml.j2", name=tgt.name, **context)
-        yield RenderedFile(f"{folder}/{concern}.yaml", text)
+    patches = ["auth.yaml"]
+    text = render_template(
+        "manifests", "overlays/env/auth.yaml.j2", name=tgt.name, auth=cfg.auth_of(env), keys_dir=API_KEYS_DIR
+    )
+    yield RenderedFile(f"{folder}/auth.yaml", text)
+    for extra, variable in EXTRA_SWITCHES.items():
+        patches.append(f"{extra}.yaml")
+        text = render_template(
+            "manifests",
+            "overlays/env/public-extra.yaml.j2",
+            name=tgt.name,
+            extra=extra,
+            paths=" and ".join(p.path for p in EXTRA_PATHS[extra]),
+            variable=variable,
+            enabled=extra in (tgt.exposure.public or []),
+        )
+        yield RenderedFile(f"{folder}/{extra}.yaml", text)
     for path, text in overlay_patches(tgt):
         patches.append(path)
         yield RenderedFile(f"{folder}/{path}", text)

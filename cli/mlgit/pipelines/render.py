@@ -48,6 +48,8 @@ def _environment(config: MlgitConfig, name: str, env: EnvironmentConfig, first: 
         "overlay": f"deploy/overlays/{name}",
         "namespace": tgt.namespace,
         "auth": config.auth_of(name),
+        # A batch-<env> button where mlgit.yaml says where the environment's batch data lives.
+        "batch": config.batch.for_environment(name).storage is not None,
     }
 
 
@@ -71,6 +73,13 @@ def pipeline_context(project: Project) -> dict[str, Any]:
         "promotion_order": order,
         "production_environments": [e["name"] for e in environments if e["tier"] == "production"],
         "pull_secrets": config.image.pull_secrets,
+        "registry": config.image.registry,
+        # Where the pods run, each namespace once: what the pull secrets must exist in.
+        "namespaces": list(
+            dict.fromkeys(
+                [e["namespace"] for e in environments] + ([config.review.namespace] if config.review.enabled else [])
+            )
+        ),
         "review": _review(config),
     }
 
