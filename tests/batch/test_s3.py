@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import pytest
 
@@ -18,47 +12,6 @@ from mlgit_serving.batch.errors import BatchError
 from mlgit_serving.batch.runner import run_batch
 from tests.batch.conftest import IRIS, assert_same_outputs, onnxruntime_answers
 from tests.batch.models import npz_bytes
-from tests.conftest import free_port
-
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    port = free_port()
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    try:
-        while True:  # poll until it answers (a readiness probe, not a sleep)
-            try:
-                httpx.get(url, timeout=1)
-                break
-            except httpx.TransportError:
-                assert server.poll() is None, server.stderr.read().decode() if server.stderr else "moto_server exited"
-                assert time.monotonic() < deadline, "moto_server did not answer within 60 s"
-        yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-
-
-@pytest.fixture
-def s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Any:
-    import boto3
-
-    for key, value in CREDENTIALS.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.setenv("MLGIT_BATCH_S3_ENDPOINT", s3_endpoint)
-    client = boto3.client("s3", endpoint_url=s3_endpoint)
-    bucket = f"b{os.urandom(4).hex()}"
-    client.create_bucket(Bucket=bucket)
-    client.bucket = bucket
-    return client
 
 
 def test_inputs_and_outputs_in_a_bucket(s3: Any, iris_runtime: Path) -> None:

@@ -2,7 +2,8 @@
 
 Inputs, by suffix (case ignored):
 - `.npz`: one array per model input, named as in the signature, of the input's exact numpy dtype (float32 for
-  FP32...; strings for BYTES) and a shape the signature accepts; no pickled objects.
+  FP32...; strings for BYTES) and a shape the signature accepts; no pickled objects; no other arrays; sizes
+  read from the .npy headers and capped (MLGIT_BATCH_MAX_FILE_BYTES) before anything is inflated.
 - `.json`: an Open Inference Protocol v2 request body, decoded and checked by the server's own code
   (validation.decode_request), so a file is accepted exactly when the server would accept it as a request.
 - images, through the model's adapter (model_settings.ImageAdapter): `.png`, `.jpg`/`.jpeg`, `.fits`/`.fit`/
@@ -14,10 +15,12 @@ declares a mask output.
 from __future__ import annotations
 
 import io
+import math
+import os
 import zipfile
 from pathlib import PurePosixPath
 from types import ModuleType
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -42,6 +45,8 @@ SUFFIXES = {
 IMAGE_KINDS = ("png", "jpeg", "fits")
 PILLOW_FORMATS = {"PNG": "png", "JPEG": "jpeg"}
 MASK_SUFFIX = ".mask.png"
+MAX_FILE_BYTES_VARIABLE = "MLGIT_BATCH_MAX_FILE_BYTES"
+DEFAULT_MAX_FILE_BYTES = 256 * 2**20  # a .npz's arrays, uncompressed, summed: checked before any is inflated
 _IMAGES_HINT = "pip install 'mlgit-serving[images]' (the model image has it)"
 
 
@@ -71,6 +76,7 @@ class InputReader:
         self.signature = signature
         self.adapter = adapter
         self.geometry: ImageGeometry | None = None
+        self.max_file_bytes = max_file_bytes()
         if adapter is not None:
             try:
                 self.geometry = adapter.geometry(
@@ -101,16 +107,36 @@ class InputReader:
         if not zipfile.is_zipfile(io.BytesIO(data)):
             raise BadFile("not a .npz file: not a (complete) zip archive, which numpy.savez writes")
         try:
-            with np.load(io.BytesIO(data), allow_pickle=False) as archive:
-                arrays = {key: archive[key] for key in archive.files}
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                members = {name.removesuffix(".npy"): name for name in archive.namelist()}  # as np.load names them
+                expected = list(self.signature.inputs)
+                missing = [n for n in expected if n not in members]
+                extra = [n for n in members if n not in self.signature.inputs]
+                if missing or extra:
+                    problem = (
+                        f"missing input(s) {missing}" if missing else f"array(s) {extra} are not inputs of the model"
+                    )
+                    raise BadFile(
+                        f"{problem}: the file has {list(members)}, the model takes one array per input {expected}"
+                    )
+                # Every array's header before any array's data: a small file may inflate to gigabytes.
+                total = 0
+                for name in expected:
+                    with archive.open(members[name]) as member:
+                        total += _npy_bytes(name, member)
+                    if total > self.max_file_bytes:
+                        raise BadFile(
+                            f"its arrays hold {total} bytes (as far as {name!r}) uncompressed, over the limit of "
+                            f"{self.max_file_bytes} per file ({MAX_FILE_BYTES_VARIABLE})"
+                        )
+                arrays = {}
+                for name in expected:
+                    with archive.open(members[name]) as member:
+                        arrays[name] = np.lib.format.read_array(member, allow_pickle=False)
+        except BadFile:
+            raise
         except Exception as exc:  # zipfile, zlib and numpy's format errors: all mean the same to the user
             raise BadFile(f"not a readable .npz file: {exc}") from None
-        expected = list(self.signature.inputs)
-        missing = [n for n in expected if n not in arrays]
-        extra = [n for n in arrays if n not in self.signature.inputs]
-        if missing or extra:
-            problem = f"missing input(s) {missing}" if missing else f"array(s) {extra} are not inputs of the model"
-            raise BadFile(f"{problem}: the file has {list(arrays)}, the model takes one array per input {expected}")
         return {name: _checked(arrays[name], spec) for name, spec in self.signature.inputs.items()}
 
     def _image(self, kind: str, data: bytes) -> dict[str, np.ndarray]:
@@ -129,6 +155,29 @@ class InputReader:
         row = values.transpose(2, 0, 1) if adapter.layout == "NCHW" else values
         spec = self.signature.inputs[geometry.input]
         return {geometry.input: row[np.newaxis].astype(spec.dtype)}
+
+
+def max_file_bytes() -> int:
+    text = os.environ.get(MAX_FILE_BYTES_VARIABLE, "").strip()
+    if not text:
+        return DEFAULT_MAX_FILE_BYTES
+    if not text.isdigit() or int(text) == 0:
+        raise BatchError(f"{MAX_FILE_BYTES_VARIABLE}={text!r}: not a positive number of bytes")
+    return int(text)
+
+
+def _npy_bytes(name: str, member: IO[bytes]) -> int:
+    """The bytes array `name` of a .npz takes once read, from its .npy header alone; object arrays refused."""
+    version = np.lib.format.read_magic(member)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+    elif version == (2, 0):
+        shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+    else:
+        raise BadFile(f"array {name!r}: .npy format version {version} is not read (1.0 and 2.0 are)")
+    if dtype.hasobject:
+        raise BadFile(f"array {name!r} holds Python objects (dtype {dtype}): pickled data is not read")
+    return math.prod(shape) * dtype.itemsize
 
 
 def _checked(array: np.ndarray, spec: Tensor) -> np.ndarray:

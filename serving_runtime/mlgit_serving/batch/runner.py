@@ -30,7 +30,7 @@ from ..repository import ModelRepository, read_settings
 from .adapters import InputReader, encode_mask, encode_outputs, output_names
 from .errors import BadFile, BatchError
 from .progress import Progress
-from .storage import IO_THREADS, Storage, open_storage
+from .storage import IO_THREADS, Storage, open_storage, unsafe_name
 
 # Files read and decoded ahead of the model, and outputs waiting to be written: enough to keep a batch full
 # while the network answers, few enough to bound memory.
@@ -160,11 +160,15 @@ class BatchRun:
 
     def plan(self, shard: Shard) -> list[_File]:
         """This shard's inputs that are not done yet; the others are counted as skipped or failed."""
-        files, claimed = [], {}
+        files, claimed, unsafe = [], {}, {}
         mask = self.adapter is not None and self.adapter.output is not None
         for name in sorted(self.source.list()):
             kind = self.reader.kind(name)
-            if kind is not None:
+            problem = unsafe_name(name)
+            if problem is not None:  # its outputs would be written outside the output location
+                unsafe[name] = problem
+                files.append(_File(name, kind or "", []))
+            elif kind is not None:
                 files.append(_File(name, kind, output_names(name, kind, mask)))
             else:
                 self.summary.ignored += 1
@@ -176,7 +180,9 @@ class BatchRun:
             claimed.update(dict.fromkeys(file.outputs, file.name))
             if file.name not in mine:
                 continue
-            if clash is not None:
+            if file.name in unsafe:
+                self._fail(file, unsafe[file.name])
+            elif clash is not None:
                 self._fail(file, f"its output {file.outputs[0]} is also {clash}'s: rename one of them")
             elif all(o in existing for o in file.outputs):
                 self.summary.skipped += 1
@@ -188,6 +194,7 @@ class BatchRun:
 
     def run(self, shard: Shard) -> Summary:
         started = time.perf_counter()
+        self.destination.remove_stale_temporaries()
         todo = self.plan(shard)
         self.progress.start(len(todo), self.summary)
         with ThreadPoolExecutor(IO_THREADS, thread_name_prefix="batch-io") as pool:

@@ -8,7 +8,9 @@ output that exists is complete, which is what resuming relies on (outputs presen
 from __future__ import annotations
 
 import os
+import re
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -35,9 +37,31 @@ class Storage(Protocol):
         """`other` lies at or under this location (so writing there would feed this location's listing)."""
         ...
 
+    def remove_stale_temporaries(self) -> None:
+        """Delete the temporary files that runs killed mid-write left (local folders; S3 has none)."""
+        ...
+
 
 def _hidden(name: str) -> bool:
-    return any(part.startswith(".") for part in name.split("/"))
+    # "." and ".." are no hidden names but unsafe ones: listed, so that unsafe_name() reports them.
+    return any(part.startswith(".") and part not in (".", "..") for part in name.split("/"))
+
+
+def unsafe_name(name: str) -> str | None:
+    """Why a name from a listing cannot be used as a relative path (an S3 key "in//tmp/x.npz" under "in/"
+    names "/tmp/x.npz"), or None when it can: outputs are written under the same name."""
+    if "\\" in name:
+        return "a name with a backslash is refused"
+    if name.startswith("/"):
+        return "an absolute name is refused (an empty part after the prefix?)"
+    if any(part in ("", ".", "..") for part in name.split("/")):
+        return "a name with an empty, '.' or '..' part is refused"
+    return None
+
+
+# LocalStorage.write's temporary files: ".<name>.<mkstemp's 8 characters>.tmp".
+_TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")
+STALE_SECONDS = 3600  # a temporary file lives for one write: one this old is a killed run's
 
 
 class LocalStorage:
@@ -62,11 +86,20 @@ class LocalStorage:
                 names.append(name)
         return names
 
+    def _path(self, name: str) -> Path:
+        problem = unsafe_name(name)
+        if problem:
+            raise OSError(f"{name!r}: {problem}")
+        return self.root / name
+
     def read(self, name: str) -> bytes:
-        return (self.root / name).read_bytes()
+        return self._path(name).read_bytes()  # an input may be a symbolic link to a file elsewhere
 
     def write(self, name: str, data: bytes) -> None:
-        target = self.root / name
+        target = self._path(name)
+        # The folder written into, links followed, must be inside the root (os.replace replaces a link itself).
+        if not target.parent.resolve().is_relative_to(self.root):
+            raise OSError(f"{name!r}: its folder lies outside {self.root}")
         target.parent.mkdir(parents=True, exist_ok=True)
         # A hidden name in the same folder: never listed as an output, and renamed within one filesystem.
         fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -83,6 +116,16 @@ class LocalStorage:
 
     def contains(self, other: Storage) -> bool:
         return isinstance(other, LocalStorage) and other.root.is_relative_to(self.root)
+
+    def remove_stale_temporaries(self) -> None:
+        # By age, not all: shards running at once may share the folder, and their temporaries are live.
+        now = time.time()
+        for path in self.root.rglob(".*.tmp"):
+            try:
+                if _TEMPORARY.fullmatch(path.name) and path.is_file() and now - path.stat().st_mtime > STALE_SECONDS:
+                    path.unlink()
+            except OSError:
+                pass  # gone meanwhile, or not ours to delete: it stays hidden either way
 
 
 class S3Storage:
@@ -130,6 +173,9 @@ class S3Storage:
 
     def contains(self, other: Storage) -> bool:
         return isinstance(other, S3Storage) and other.bucket == self.bucket and other.prefix.startswith(self.prefix)
+
+    def remove_stale_temporaries(self) -> None:
+        pass  # an object appears whole on its PUT: no temporaries
 
 
 _S3_HINT = (
