@@ -49,7 +49,8 @@ DOCKER=/usr/bin/docker                        # /usr/local/bin/docker is a newer
 APT_PACKAGES=(docker.io docker-registry buildah mmdebstrap rsync wrk iproute2 git curl ca-certificates
               xz-utils gzip procps python3-venv
               containerd runc containernetworking-plugins iptables gcc libc6-dev  # the real node
-              chromium chromium-driver)  # tests/ui: the /ui/ page in a real headless browser
+              chromium chromium-driver  # tests/ui: the /ui/ page in a real headless browser
+              prometheus)  # tests/monitoring: promtool checks and unit-tests the rendered alert rules
 # The base image recipe (ENVIRONMENT.md). Its hash names the cached tarball, so editing it rebuilds.
 # shellcheck disable=SC2016,SC2054  # "$1" is mmdebstrap's, the commas are --include's
 MMDEBSTRAP_ARGS=(--variant=apt --format=tar --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr

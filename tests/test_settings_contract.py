@@ -130,6 +130,7 @@ def test_every_field_of_the_file_comes_from_mlgit_yaml(model_repo: Path) -> None
         "max_request_bytes": 4096,
         "warmup": True,  # the contract's: mlgit always warms up with the sample
         "adapter": None,  # no image feeds a linear model; the image-segmentation example's case carries one
+        "drift": None,  # no monitoring.drift.reference file: tests/config/test_drift_profile.py renders one
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from mlgit.config.load import Project
+from mlgit.drift_profile import drift_settings
 from mlgit.model_settings import ModelSettings
 
 RUNTIME_SETTINGS = "model-settings.json"
@@ -27,6 +28,7 @@ def runtime_settings_dict(project: Project) -> dict[str, object]:
         threads=serving.threads,
         max_request_bytes=serving.max_request_bytes,
         adapter=cfg.model.adapter,
+        drift=drift_settings(project),
     )
     return settings.model_dump(mode="json")
 

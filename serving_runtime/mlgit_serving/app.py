@@ -19,8 +19,10 @@ from .auth import AuthGuard, create_guard
 from .docs import add_docs_routes, declare_bearer
 from .errors import ServingError, error_response
 from .fast_path import InferEndpoint, match_infer, serve_infer
+from .feedback import FeedbackMetrics, PredictionMemory, add_feedback_routes
 from .http_infer import add_inference_routes
 from .http_meta import add_meta_routes
+from .payload_log import PayloadLog, PayloadLogConfig
 from .settings import ServerSettings
 from .state import ServingState
 from .ui_routes import add_ui_routes
@@ -77,18 +79,39 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, unexpected_error)
 
 
+def _payload_log(settings: ServerSettings, state: ServingState) -> PayloadLog | None:
+    if settings.payload_log_url is None:
+        return None
+    config = PayloadLogConfig(
+        url=settings.payload_log_url,
+        sample_rate=settings.payload_log_sample_rate,
+        redact=frozenset(settings.payload_log_redact),
+        batch_size=settings.payload_log_batch_size,
+        queue_size=settings.payload_log_queue_size,
+        flush_seconds=settings.payload_log_flush_seconds,
+        timeout_seconds=settings.payload_log_timeout_seconds,
+    )
+    return PayloadLog(config, state.metrics.registry)
+
+
 def create_app(settings: ServerSettings) -> FastAPI:
     """Build the server for one model repository. Models load in the background after startup, so that
     liveness answers at once and readiness turns true when every model version is loaded and warmed up.
     Raises ConfigurationError when the authentication settings cannot work (before any port is bound)."""
     state = ServingState(settings)
     guard = create_guard(settings, state.metrics.registry, state.repository)
+    payload_log = _payload_log(settings, state)
+    predictions = PredictionMemory(settings.feedback_memory, settings.feedback_memory_bytes)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.repository.discover()
         loading = asyncio.create_task(state.repository.load_all(), name="load-models")
+        if payload_log is not None:
+            payload_log.start()
         yield
+        if payload_log is not None:
+            await payload_log.stop()
         if not loading.done():
             loading.cancel()
         await asyncio.gather(loading, return_exceptions=True)
@@ -106,7 +129,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.state.serving = state
     app.auth_guard = guard
     _install_error_handlers(app)
-    app.infer_endpoint = add_inference_routes(app, state)  # first: the router tries routes in order
+    # first: the router tries routes in order
+    app.infer_endpoint = add_inference_routes(app, state, payload_log, predictions)
+    add_feedback_routes(app, state.repository, predictions, FeedbackMetrics(state.metrics.registry))
     add_meta_routes(app, state)
     if settings.docs:
         add_docs_routes(app)

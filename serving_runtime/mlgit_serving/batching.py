@@ -12,6 +12,7 @@ import asyncio
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,6 +22,9 @@ from .model import OnnxModel
 from .model_settings import BatchingSettings
 from .runner import Admission, rows_of
 
+if TYPE_CHECKING:
+    from .tracing import RequestTrace
+
 
 @dataclass(slots=True)
 class _Item:
@@ -29,6 +33,7 @@ class _Item:
     key: tuple[tuple[int, ...], ...] | None  # None: never batched with another request
     future: asyncio.Future[dict[str, np.ndarray]]
     enqueued: float
+    trace: RequestTrace | None
 
 
 class AdaptiveBatcher:
@@ -57,13 +62,15 @@ class AdaptiveBatcher:
             if not item.future.done():
                 item.future.set_exception(Unavailable("the server is shutting down"))
 
-    async def infer(self, inputs: dict[str, np.ndarray], output_names: list[str]) -> dict[str, np.ndarray]:
+    async def infer(
+        self, inputs: dict[str, np.ndarray], output_names: list[str], trace: RequestTrace | None = None
+    ) -> dict[str, np.ndarray]:
         # Inputs that disagree on their batch size cannot be stacked with anyone's: slicing the outputs
         # back by row counts would hand one client another client's rows. Such a request runs alone.
         batch_sizes = {inputs[name].shape[0] if inputs[name].ndim else None for name in self._inputs}
         key = tuple(inputs[name].shape[1:] for name in self._inputs) if len(batch_sizes) == 1 else None
         future: asyncio.Future[dict[str, np.ndarray]] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Item(inputs, rows_of(inputs), key, future, time.perf_counter()))
+        self._queue.append(_Item(inputs, rows_of(inputs), key, future, time.perf_counter(), trace))
         self._held += 1
         self._wakeup.set()
         try:
@@ -132,6 +139,8 @@ class AdaptiveBatcher:
                 end = offset + item.rows
                 result = {n: out[offset:end] for n, out in zip(names, outputs, strict=True)}
                 offset = end
+            if item.trace is not None:  # every request of the batch links to the others (tracing.py)
+                item.trace.ran(item.enqueued, started, finished, rows, [i.trace for i in batch if i.trace])
             if not item.future.done():
                 item.future.set_result(result)
 

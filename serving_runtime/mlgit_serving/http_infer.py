@@ -19,12 +19,14 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import request_response
 
-from . import openapi
+from . import openapi, tracing
 from .body import read_body
 from .codec import encode_response
 from .decoding import Received, RequestDecoder
 from .errors import ClientClosed, RequestTimeout, ServingError
+from .feedback import Prediction, PredictionMemory
 from .memory import HeapTrimmer
+from .payload_log import PayloadLog
 from .state import ServingState
 
 logger = logging.getLogger("mlgit_serving.requests")
@@ -48,18 +50,24 @@ class _RawRoute(APIRoute):
         return handler
 
 
-def add_inference_routes(app: FastAPI, state: ServingState) -> Callable[..., Coroutine[Any, Any, Response]]:
-    """Register the inference routes (documented in OpenAPI); returns their endpoint for fast_path.py."""
+def add_inference_routes(
+    app: FastAPI, state: ServingState, payload_log: PayloadLog | None, predictions: PredictionMemory
+) -> Callable[..., Coroutine[Any, Any, Response]]:
+    """Register the inference routes (documented in OpenAPI); returns their endpoint for fast_path.py.
+    Successful requests go to `payload_log` (None: off) and, when they carry an id, to `predictions`."""
     repository = state.repository
     audit = state.audit
     access_log = state.settings.access_log
     body_timeout = state.settings.request_body_timeout_seconds
     decoder = RequestDecoder(state.settings)
     trimmer = HeapTrimmer()
+    tracer = tracing.from_settings(state.settings)  # None unless MLGIT_SERVING_TRACING_ENDPOINT is set
+    remember = predictions.capacity > 0
 
     async def infer(request: Request, model_name: str, model_version: str | None = None) -> Response:
         arrived = time.perf_counter()
         mv = repository.get(model_name, model_version)
+        trace = None if tracer is None else tracer.begin(request.headers, request.scope["path"], model_name, mv.version)
         metrics = mv.metrics
         status = 500
         request_id = None
@@ -80,7 +88,9 @@ def add_inference_routes(app: FastAPI, state: ServingState) -> Callable[..., Cor
                 del raw  # the decompressed body is all that is needed from here on
             with mv.runner.admission:
                 names = [name for name, _ in decoded.outputs]
-                arrays = await mv.runner.infer(decoded.inputs, names)
+                arrays = await mv.runner.infer(decoded.inputs, names, trace)
+                if mv.drift is not None:  # served inputs only; a few numpy calls (bench/monitoring/drift_cost.py)
+                    mv.drift.observe(decoded.inputs)
                 specs = mv.signature.outputs
                 content, response_header_length = encode_response(
                     model_name,
@@ -91,6 +101,8 @@ def add_inference_routes(app: FastAPI, state: ServingState) -> Callable[..., Cor
             status = 200
         except ServingError as exc:
             status = exc.status_code
+            if trace is not None:  # the error response names the trace too
+                exc.headers = {**(exc.headers or {}), "traceparent": trace.traceparent()}
             logger.warning(
                 "inference request failed",
                 extra={
@@ -105,6 +117,7 @@ def add_inference_routes(app: FastAPI, state: ServingState) -> Callable[..., Cor
             raise
         finally:
             elapsed = time.perf_counter() - arrived
+            traceparent = None if trace is None else trace.finish(status)
             metrics.count(status)
             metrics.request_duration.observe(elapsed)
             trimmer.after_request(received.size)
@@ -131,13 +144,30 @@ def add_inference_routes(app: FastAPI, state: ServingState) -> Callable[..., Cor
                 response=content,
                 response_header_length=response_header_length,
             )
+        if payload_log is not None:
+            payload_log.offer(
+                request_id=request_id,
+                model=model_name,
+                version=mv.version,
+                request=received.body,
+                request_header_length=received.header_length,
+                response=content,
+                response_header_length=response_header_length,
+            )
+        if remember and request_id is not None:
+            outputs = {name: (specs[name].datatype, arrays[name]) for name, _ in decoded.outputs}
+            predictions.remember(model_name, request_id, Prediction(mv.version, outputs))
         if response_header_length is None:
-            return Response(content, media_type="application/json")
-        return Response(
-            content,
-            media_type="application/octet-stream",
-            headers={"Inference-Header-Content-Length": str(response_header_length)},
-        )
+            response = Response(content, media_type="application/json")
+        else:
+            response = Response(
+                content,
+                media_type="application/octet-stream",
+                headers={"Inference-Header-Content-Length": str(response_header_length)},
+            )
+        if traceparent is not None:  # the server span's context, so that the client can find its trace
+            response.headers["traceparent"] = traceparent
+        return response
 
     extra = {
         "requestBody": {"required": True, "content": {"application/json": {"schema": openapi.INFERENCE_REQUEST}}},

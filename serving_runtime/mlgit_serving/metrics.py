@@ -7,6 +7,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.process_collector import ProcessCollector
 
+from .drift import DriftCollector, DriftMonitor
+
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 _LABELS = ("model", "version")
@@ -58,6 +60,8 @@ class ServingMetrics:
             (*_LABELS, "provider"),
             registry=r,
         )
+        self.drift = DriftCollector()  # mlgit_input_drift_score, computed at scrape time
+        r.register(self.drift)
 
     def for_version(self, model: str, version: str) -> VersionMetrics:
         return VersionMetrics(self, model, version)
@@ -82,6 +86,13 @@ class VersionMetrics:
         if child is None:
             child = self._by_status[status] = self._metrics.requests.labels(*self._labels, str(status))
         child.inc()
+
+    def watch_drift(self, monitor: DriftMonitor | None) -> None:
+        """Export `monitor`'s scores (None: stop exporting this version's)."""
+        collector = self._metrics.drift
+        collector.remove_version(*self._labels)
+        if monitor is not None:
+            collector.add(monitor)
 
     def set_providers(self, providers: list[str]) -> None:
         for name in providers:

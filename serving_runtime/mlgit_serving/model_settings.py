@@ -185,6 +185,45 @@ class ImageAdapter(_Contract):
             )
 
 
+class FeatureProfile(_Contract):
+    """The reference distribution of one feature of an input: its bins and the reference's share in each."""
+
+    feature: str = Field(
+        description="The element's flat index within a row (C order), or `mean` / `std` of the row for inputs "
+        "profiled by summary."
+    )
+    edges: list[float] = Field(
+        description="Inner bin edges, ascending (bins - 1 of them): a value falls in bin i where i is the number "
+        "of edges <= the value (numpy.searchsorted side='right')."
+    )
+    proportions: list[float] = Field(description="The reference's share of rows in each bin (len(edges) + 1).")
+
+    @model_validator(mode="after")
+    def _bins(self) -> FeatureProfile:
+        if len(self.proportions) != len(self.edges) + 1:
+            raise ValueError(f"proportions: {len(self.proportions)} values for {len(self.edges) + 1} bins")
+        return self
+
+
+class InputProfile(_Contract):
+    """The reference profile of one model input."""
+
+    name: str = Field(description="The input, as in the signature.")
+    summary: bool = Field(
+        description="The features are the row's mean and std (rows of more than 64 elements, or of no fixed size) "
+        "instead of each element."
+    )
+    features: list[FeatureProfile] = Field(min_length=1, description="One profile per feature.")
+
+
+class DriftSettings(_Contract):
+    """Input drift: each input's recent rows against a reference profile, as a PSI score per feature."""
+
+    window: int = Field(1000, ge=1, description="The score covers this many most recent rows per input.")
+    threshold: float = Field(0.2, gt=0, description="A score above it is drift (the alert's threshold).")
+    inputs: list[InputProfile] = Field(min_length=1, description="The profiled inputs (numeric ones).")
+
+
 def resolve_providers(device: Device, providers: list[ProviderSpec] | None) -> list[ProviderSpec]:
     """The providers onnxruntime is asked for: none named means the device's default (CUDA on device 0,
     then the CPU, for gpu; the CPU alone for cpu); a gpu model must name a GPU provider."""
@@ -230,6 +269,9 @@ class ModelSettings(_Contract):
     )
     adapter: ImageAdapter | None = Field(
         None, description="How image files feed the model (`mlgit batch`, the /ui/ page); none: tensors only."
+    )
+    drift: DriftSettings | None = Field(
+        None, description="Input drift scores against a reference profile (mlgit_input_drift_score); none: off."
     )
 
     @model_validator(mode="after")

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from .batching import AdaptiveBatcher
+from .drift import DriftMonitor
 from .errors import ModelLoadError, ServingError, Unavailable
 from .metrics import VersionMetrics
 from .model import OnnxModel
@@ -43,6 +44,7 @@ class ModelVersion:
         # Hot-path caches, set once the version is ready.
         self.signature: Signature | None = None
         self.max_request_bytes = 0
+        self.drift: DriftMonitor | None = None  # fed each served request's inputs when settings have a profile
 
     @property
     def ready(self) -> bool:
@@ -90,6 +92,9 @@ class ModelVersion:
         self.runner.start()
         self.signature = signature
         self.max_request_bytes = settings.max_request_bytes
+        if settings.drift is not None:
+            self.drift = DriftMonitor(settings.drift, self.name, self.version)
+            self.metrics.watch_drift(self.drift)
         self.metrics.set_providers(model.active_providers)
         self.metrics.ready.set(1)
         self.state = "ready"
@@ -123,6 +128,7 @@ class ModelVersion:
             await self.model.unload()
         self.state = "unloaded"
         self.metrics.ready.set(0)
+        self.metrics.watch_drift(None)
 
     def metadata(self, all_versions: list[str]) -> dict[str, Any]:
         settings = self.settings

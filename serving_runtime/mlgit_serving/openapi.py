@@ -81,6 +81,51 @@ INFERENCE_RESPONSE: dict[str, Any] = {
     },
 }
 
+FEEDBACK_REQUEST: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "outputs"],
+    "properties": {
+        "id": {"type": "string", "description": "The `id` of an earlier inference request to this model."},
+        "outputs": {
+            "type": "array",
+            "minItems": 1,
+            "description": "The true values of some or all of the outputs that request returned.",
+            "items": {
+                "type": "object",
+                "required": ["name", "data"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "datatype": _DATATYPE,
+                    "shape": _SHAPE,
+                    "data": {"type": "array", "description": "Flat row-major elements."},
+                },
+            },
+        },
+    },
+}
+
+FEEDBACK_RESPONSE: dict[str, Any] = {
+    "type": "object",
+    "required": ["model_name", "model_version", "id", "outputs"],
+    "properties": {
+        "model_name": {"type": "string"},
+        "model_version": {"type": "string"},
+        "id": {"type": "string"},
+        "outputs": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string"},
+                    "correct": {"type": "integer", "description": "Label outputs: elements predicted right."},
+                    "incorrect": {"type": "integer"},
+                    "mean_absolute_error": {"type": "number", "description": "Floating-point outputs."},
+                },
+            },
+        },
+    },
+}
+
 MODEL_METADATA: dict[str, Any] = {
     "type": "object",
     "required": ["name", "platform", "inputs", "outputs"],

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import Unavailable
 from .metrics import VersionMetrics
 from .model import OnnxModel
+
+if TYPE_CHECKING:
+    from .tracing import RequestTrace
 
 
 class Admission:
@@ -47,13 +50,18 @@ class DirectRunner:
         self._metrics = metrics
         self.admission = Admission(max_queue_size, metrics.pending)
 
-    async def infer(self, inputs: dict[str, np.ndarray], output_names: list[str]) -> dict[str, np.ndarray]:
+    async def infer(
+        self, inputs: dict[str, np.ndarray], output_names: list[str], trace: RequestTrace | None = None
+    ) -> dict[str, np.ndarray]:
         submitted = time.perf_counter()
         outputs, started = await self._model.predict(inputs, output_names)
+        finished = time.perf_counter()
         metrics = self._metrics
         metrics.queue_duration.observe(started - submitted)
-        metrics.compute_duration.observe(time.perf_counter() - started)
+        metrics.compute_duration.observe(finished - started)
         metrics.batch_size.observe(rows_of(inputs))
+        if trace is not None:
+            trace.ran(submitted, started, finished, rows_of(inputs), [trace])
         return dict(zip(output_names, outputs, strict=True))
 
     def start(self) -> None:

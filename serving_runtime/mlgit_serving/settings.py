@@ -128,6 +128,60 @@ class ServerSettings(BaseSettings):
         0.0, ge=0, le=1, description="Fraction of inference requests whose request and response are logged."
     )
     audit_max_bytes: int = Field(4096, ge=0, description="Cap on each logged request or response body.")
+    tracing_endpoint: str | None = Field(
+        None,
+        pattern=r"^https?://",
+        description="OTLP/HTTP traces endpoint (e.g. http://collector:4318/v1/traces): export OpenTelemetry "
+        "spans of inference requests there (needs the `tracing` extra). Unset: no tracing, nothing imported.",
+    )
+    tracing_sample_rate: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        description="Fraction of new traces recorded; a request with a `traceparent` follows its sampled flag.",
+    )
+    payload_log_url: str | None = Field(
+        None,
+        description="An HTTP(S) sink that sampled inference requests and responses are POSTed to, as batched "
+        "CloudEvents (application/cloudevents-batch+json); unset: no payload logging.",
+    )
+    payload_log_sample_rate: float = Field(
+        1.0, ge=0, le=1, description="Fraction of successful inference requests sent to payload_log_url."
+    )
+    payload_log_redact: Annotated[list[str], NoDecode] = Field(
+        [],
+        description="Comma-separated input/output names and JSON keys whose values are replaced by "
+        '"[REDACTED]" before an event leaves the server.',
+    )
+    payload_log_batch_size: int = Field(100, ge=1, description="Most events per POST to the sink.")
+    payload_log_queue_size: int = Field(
+        10000,
+        ge=1,
+        description="Events waiting for the sink; when full, new ones are dropped (and counted), never waited for.",
+    )
+    payload_log_flush_seconds: float = Field(
+        1.0, gt=0, description="Longest an event waits for its batch to fill before it is sent."
+    )
+    payload_log_timeout_seconds: float = Field(
+        5.0, gt=0, description="Timeout of each POST to the sink (3 attempts per batch, then counted failed)."
+    )
+    feedback_memory: int = Field(
+        10000,
+        ge=0,
+        description="Predictions of the last N inference requests with an `id` kept for .../feedback; 0: none.",
+    )
+    feedback_memory_bytes: int = Field(
+        32 * 1024 * 1024,
+        ge=0,
+        description="At most this many bytes of remembered outputs (the oldest go first): large outputs such as "
+        "masks would otherwise hold feedback_memory times their size.",
+    )
+
+    @field_validator("payload_log_redact", mode="before")
+    @classmethod
+    def _split_redact(cls, value: object) -> object:
+        return [name.strip() for name in value.split(",") if name.strip()] if isinstance(value, str) else value
+
     max_gzip_members: int = Field(
         64,
         ge=1,

@@ -110,6 +110,14 @@ CASES = [
     ("unknown-platform", lambda r: _append(r, "platform: okd\n"), r"platform: Input should be 'kubernetes' or 'openshift'"),
     ("route-termination", lambda r: _append(r, "exposure: {kind: route, route: {termination: passthrough}}\n"),
      r"exposure\.route\.termination: Input should be 'edge' or 'reencrypt'"),
+    ("tracing-endpoint-not-http", lambda r: _append(r, "environments:\n  prod:\n    monitoring: {tracing: {otlp_endpoint: 'collector:4317'}}\n"),
+     r"environments\.prod\.monitoring\.tracing\.otlp_endpoint: 'collector:4317' is not an http\(s\):// URL"),
+    ("payload-logging-redact-comma", lambda r: _append(r, "monitoring: {payload_logging: {url: 'http://sink', redact: ['a,b']}}\n"),
+     r"monitoring\.payload_logging\.redact\.0: String should match pattern"),
+    ("service-monitor-moved", lambda r: _edit(r, "  device: cpu\n", "  device: cpu\n  service_monitor: true\n"),
+     r"mlgit\.yaml:\d+:\d+: serving\.service_monitor: moved to `monitoring: \{enabled: true\}`"),
+    ("error-rate-objective", lambda r: _append(r, "environments:\n  prod:\n    monitoring: {objectives: {error_rate: 5}}\n"),
+     r"environments\.prod\.monitoring\.objectives\.error_rate: Input should be less than 1"),
 ]  # fmt: skip
 
 

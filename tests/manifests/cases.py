@@ -1,6 +1,7 @@
 """Model repositories the manifest tests render and build: every shipped example plus variants of the
-linear model covering what the examples do not (GPU with autoscaling on in-flight requests and a
-ServiceMonitor; Gateway API with a namespaced Issuer, per-environment exposure and TLS overrides)."""
+linear model covering what the examples do not (GPU with autoscaling on in-flight requests and
+monitoring overridden per environment; Gateway API with a namespaced Issuer, per-environment exposure and
+TLS overrides)."""
 
 from __future__ import annotations
 
@@ -25,13 +26,16 @@ VARIANTS: dict[str, dict[str, Any]] = {
             "device": "gpu",
             "gpus": 2,
             "node_selector": {"nvidia.com/gpu.present": "true"},
-            "service_monitor": True,
             "metrics_namespaces": ["monitoring", "observability"],
         },
+        "monitoring": {"enabled": True, "objectives": {"latency_p99_ms": 500, "error_rate": 0.05}},
         "environments": {
-            "dev": {},
+            "dev": {"monitoring": {"enabled": False}},
             "staging": {"replicas": 2},
-            "prod": {"autoscaling": {"enabled": True, "min_replicas": 2, "max_replicas": 6, "target_in_flight": 8}},
+            "prod": {
+                "autoscaling": {"enabled": True, "min_replicas": 2, "max_replicas": 6, "target_in_flight": 8},
+                "monitoring": {"objectives": {"latency_p99_ms": 100}, "drift": {"threshold": 0.3}},
+            },
         },
     },
     "linear-gateway": {
@@ -42,10 +46,18 @@ VARIANTS: dict[str, dict[str, Any]] = {
             "timeout_seconds": 300,
         },
         "tls": {"issuer": "acme", "issuer_kind": "Issuer"},
+        "monitoring": {
+            "tracing": {"otlp_endpoint": "http://otel-collector.observability:4318/v1/traces"},
+            "payload_logging": {"url": "https://payloads.example.com/events", "sample_rate": 0.1, "redact": ["input"]},
+        },
         "environments": {
-            "dev": {"exposure": {"kind": "none"}},
-            "staging": {"tls": {"enabled": False}},
-            "prod": {"replicas": 3, "autoscaling": {"enabled": False}},
+            "dev": {"exposure": {"kind": "none"}, "monitoring": {"tracing": None}},
+            "staging": {"tls": {"enabled": False}, "monitoring": {"payload_logging": None}},
+            "prod": {
+                "replicas": 3,
+                "autoscaling": {"enabled": False},
+                "monitoring": {"tracing": {"otlp_endpoint": "https://otel.example.com/v1/traces", "sample_rate": 0.05}},
+            },
         },
         "review": {"enabled": False},
     },

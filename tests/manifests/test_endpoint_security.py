@@ -77,7 +77,7 @@ def test_dev_and_review_apps_route_and_serve_the_docs_and_ui_openly(model_repo: 
 
 
 def test_metrics_have_a_port_of_their_own_that_only_prometheus_reaches(model_repo: Path) -> None:
-    _configure(model_repo, {"serving": {"service_monitor": True}})
+    _configure(model_repo, {"monitoring": {"enabled": True}})
     objects = _objects(model_repo, "staging")
     ports = {p["name"]: p["containerPort"] for p in _server(objects)["ports"]}
     assert ports == {"http": 8080, "metrics": 9090} and _env(objects)["MLGIT_SERVING_METRICS_PORT"] == "9090"

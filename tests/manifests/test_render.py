@@ -61,7 +61,10 @@ def test_overlays_hold_only_promotion_friendly_fields(case: str, case_repo: Call
 def test_components_follow_the_config(case_repo: Callable[[str], Path]) -> None:
     components = {case: sorted(p.name for p in (case_repo(case) / DEPLOY / "components").iterdir()) for case in CASES}
     assert components["linear"] == ["high-availability"]
-    assert components["linear-gpu"] == ["gpu", "high-availability", "service-monitor"]
+    assert components["linear-gpu"] == ["gpu", "high-availability", "monitoring"]
+    # monitoring is on at the top level, off in dev, and never for review apps (one namespace, one selector).
+    alerts = {p.parent.name for p in (case_repo("linear-gpu") / DEPLOY / "overlays").glob("*/alerts.yaml")}
+    assert alerts == {"staging", "prod"}
     overlays = sorted(p.name for p in (case_repo("linear-gateway") / DEPLOY / "overlays").iterdir())
     assert overlays == ["dev", "prod", "staging"]  # review.enabled: false
 

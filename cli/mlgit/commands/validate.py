@@ -19,7 +19,8 @@ def validate(
     The model is loaded and answers the sample as in the serving runtime (onnxruntime, on the CPU).
     """
     from mlgit.config.load import load_project
-    from mlgit.console import out
+    from mlgit.console import out, print_warning
+    from mlgit.drift_profile import drift_off_reason
     from mlgit.errors import MlgitError
     from mlgit.samples.tensors import check_answers
 
@@ -32,6 +33,12 @@ def validate(
         typer.echo(json.dumps({"ok": False, "problems": [error.as_dict()]}, indent=2))
         raise typer.Exit(int(error.exit_code)) from None
     config, model = project.config, project.model
+    drift_off = drift_off_reason(project)
+    monitored = any(config.monitoring_of(env).enabled for env in config.environments)
+    if drift_off is not None and monitored and not as_json:
+        # Not a problem, a model may be served without drift scores; said where the dashboards and alerts
+        # that show them are on.
+        print_warning(drift_off)
     if as_json:
         result = {
             "ok": True,

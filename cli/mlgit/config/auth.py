@@ -11,21 +11,14 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
-from mlgit.config.types import DnsName, OneLine, Strict
+from mlgit.config.types import DnsName, HttpsUrl, OneLine, Strict
 
 AuthMode = Literal["none", "api-key", "oidc"]
 # Where the api-key Secret is mounted: the runtime reads one key per file (MLGIT_SERVING_API_KEYS_DIR).
 API_KEYS_DIR = "/var/run/secrets/mlgit/api-keys"
 
-_HTTPS_URL_RE = re.compile(r"^https://[^\s/?#]+(/[^\s?#]*)?$")
 # RFC 6749 scope tokens, minus the comma: the runtime takes the list comma-separated.
 _SCOPE_RE = re.compile(r"^[\x21\x23-\x2b\x2d-\x5b\x5d-\x7e]+$")
-
-
-def _https_url(value: str) -> str:
-    if not _HTTPS_URL_RE.match(value):
-        raise ValueError(f"{value!r} is not an https:// URL (no spaces, query or fragment)")
-    return value
 
 
 def _scope(value: str) -> str:
@@ -34,7 +27,6 @@ def _scope(value: str) -> str:
     return value
 
 
-HttpsUrl = Annotated[str, AfterValidator(_https_url)]
 Scope = Annotated[str, AfterValidator(_scope)]
 
 

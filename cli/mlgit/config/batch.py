@@ -14,10 +14,9 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, model_validator
 
 from mlgit.config.serving import ResourcesConfig
-from mlgit.config.types import DnsLabel, DnsName, OneLine, PositiveInt, Strict
+from mlgit.config.types import DnsLabel, DnsName, HttpUrl, OneLine, PositiveInt, Strict
 
 _MOUNT_RE = re.compile(r"^/[A-Za-z0-9._/-]*$")
-_ENDPOINT_RE = re.compile(r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
 # The Job's pods mount the tmp emptyDir here and the image keeps the model under /models: not for data.
 RESERVED_MOUNTS = ("/", "/tmp", "/models")
 
@@ -31,14 +30,7 @@ def _mount(value: str) -> str:
     return clean
 
 
-def _endpoint(value: str) -> str:
-    if not _ENDPOINT_RE.match(value):
-        raise ValueError(f"{value!r} is not an http(s):// URL (no spaces, query or fragment)")
-    return value
-
-
 MountPath = Annotated[str, AfterValidator(_mount)]
-EndpointUrl = Annotated[str, AfterValidator(_endpoint)]
 
 
 class PvcStorage(Strict):
@@ -49,7 +41,7 @@ class PvcStorage(Strict):
 
 
 class S3Storage(Strict):
-    endpoint: EndpointUrl | None = Field(
+    endpoint: HttpUrl | None = Field(
         None, description="The S3 API's URL (MinIO, Ceph, a cloud's); none: AWS's own (set region then)."
     )
     region: OneLine | None = Field(None, description="AWS_REGION of the pods, where the endpoint needs one.")

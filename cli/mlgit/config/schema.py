@@ -16,6 +16,7 @@ from pydantic import Field, model_validator
 from mlgit import __version__
 from mlgit.config.auth import AuthConfig, default_auth
 from mlgit.config.batch import BatchConfig
+from mlgit.config.monitoring import MonitoringConfig, resolve_monitoring
 from mlgit.config.serving import ImageConfig, ModelConfig, ServingConfig
 from mlgit.config.types import (
     DNS_NAME_RE,
@@ -149,6 +150,9 @@ class EnvironmentConfig(Strict):
     platform: Platform | None = Field(None, description="Overrides the top-level platform.")
     deploy: Literal["manual", "auto"] = Field("manual", description="Deploy job: a button, or automatic.")
     auth: AuthConfig | None = Field(None, description="Overrides serving.auth in this environment.")
+    monitoring: MonitoringConfig | None = Field(
+        None, description="Overrides the top-level monitoring in this environment, sub-section by sub-section."
+    )
 
 
 WILDCARD_PREFIX = "{slug}."
@@ -168,6 +172,9 @@ class ReviewConfig(Strict):
     tls: ReviewTlsConfig | None = Field(None, description="Overrides the top-level tls for review apps.")
     platform: Platform | None = Field(None, description="Overrides the top-level platform for review apps.")
     auth: AuthConfig | None = Field(None, description="Overrides serving.auth for review apps (default: none).")
+    monitoring: MonitoringConfig | None = Field(
+        None, description="Overrides the top-level monitoring for review apps, sub-section by sub-section."
+    )
 
     def host_for(self, slug: str) -> str:
         """The host of the review app of branch `slug`: `host` with {slug} replaced."""
@@ -290,6 +297,10 @@ class MlgitConfig(Strict):
     batch: BatchConfig = Field(
         default_factory=BatchConfig, description="`mlgit batch submit`: the model over a folder as a Kubernetes Job."
     )
+    monitoring: MonitoringConfig = Field(
+        default_factory=MonitoringConfig,
+        description="Metrics scraping, alert rules and dashboard, in every environment that sets no `monitoring`.",
+    )
 
     @model_validator(mode="after")
     def _resolve(self) -> MlgitConfig:
@@ -315,6 +326,7 @@ class MlgitConfig(Strict):
             cfg.tls = cfg.tls or self.tls
             cfg.platform = cfg.platform or self.platform
             cfg.auth = self._auth(cfg.auth, cfg.tier)
+            cfg.monitoring = resolve_monitoring(cfg.monitoring, self.monitoring)
             if cfg.tier == "production":
                 # Production defaults meet the prod policies (two replicas, a PDB and an HPA); an explicit
                 # replica count is kept and becomes the default HPA's floor.
@@ -353,6 +365,7 @@ class MlgitConfig(Strict):
         # Review apps are the development tier (mlgit.targets.REVIEW_TIER).
         self.review.exposure = _public_extras(self.review.exposure or self.exposure, "development")
         self.review.auth = self._auth(self.review.auth, "development")
+        self.review.monitoring = resolve_monitoring(self.review.monitoring, self.monitoring)
         self.review.tls = self.review.tls or ReviewTlsConfig(**self.tls.model_dump())
         self.review.platform = self.review.platform or self.platform
         sample_host = self.review.host_for("branch")
@@ -407,6 +420,12 @@ class MlgitConfig(Strict):
         auth = self.review.auth if env == "review" else self.environment(env).auth
         assert auth is not None  # resolved by MlgitConfig
         return auth
+
+    def monitoring_of(self, env: str) -> MonitoringConfig:
+        """The resolved monitoring of environment `env`, or of review apps for "review"."""
+        monitoring = self.review.monitoring if env == "review" else self.environment(env).monitoring
+        assert monitoring is not None  # resolved by MlgitConfig
+        return monitoring
 
     def environment(self, env: str) -> EnvironmentConfig:
         """The environment named `env` (raises KeyError with the known names)."""

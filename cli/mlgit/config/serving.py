@@ -7,7 +7,7 @@ the contract's, mlgit.model_settings: the serving runtime's own definition (docs
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -186,12 +186,22 @@ class ServingConfig(Strict):
         default_factory=lambda: ["monitoring"],
         description="Namespaces whose Prometheus may scrape /metrics (NetworkPolicy).",
     )
-    service_monitor: bool = Field(False, description="Also emit a prometheus-operator ServiceMonitor (needs its CRDs).")
     auth: AuthConfig | None = Field(
         None,
         description="Who may call the endpoint, in every environment that sets no `auth` of its own. Not written: "
         "api-key in the production tier, none elsewhere.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_keys(cls, data: Any) -> Any:
+        # An older mlgit.yaml's key: say where it went rather than only that it is unknown.
+        if isinstance(data, dict) and "service_monitor" in data:
+            raise ValueError(
+                "service_monitor: moved to `monitoring: {enabled: true}` (top level of mlgit.yaml, or per "
+                "environment), which emits the ServiceMonitor with alert rules and a dashboard"
+            )
+        return data
 
     @model_validator(mode="after")
     def _request_fits_memory(self) -> ServingConfig:

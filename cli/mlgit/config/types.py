@@ -17,6 +17,23 @@ DURATION_RE = re.compile(
 )
 
 
+# A service URL: scheme and host, an optional path, nothing a shell or YAML could trip on.
+_URL_RE = re.compile(r"^(https?)://[^\s/?#]+(/[^\s?#]*)?$")
+
+
+def _http_url(value: str) -> str:
+    if not _URL_RE.match(value):
+        raise ValueError(f"{value!r} is not an http(s):// URL (no spaces, query or fragment)")
+    return value
+
+
+def _https_url(value: str) -> str:
+    found = _URL_RE.match(value)
+    if not found or found[1] != "https":
+        raise ValueError(f"{value!r} is not an https:// URL (no spaces, query or fragment)")
+    return value
+
+
 def _dns_label(value: str) -> str:
     if not DNS_LABEL_RE.match(value):
         raise ValueError(
@@ -122,6 +139,8 @@ Reference = Annotated[str, AfterValidator(_reference)]
 RepoPath = Annotated[str, AfterValidator(_repo_path)]
 ModelName = Annotated[str, AfterValidator(_model_name)]
 DnsName = Annotated[str, AfterValidator(_dns_name)]
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+HttpsUrl = Annotated[str, AfterValidator(_https_url)]
 Quantity = Annotated[str, AfterValidator(_quantity)]
 Duration = Annotated[str, AfterValidator(_duration)]
 PositiveInt = Annotated[int, Field(ge=1)]

@@ -11,6 +11,8 @@ from mlgit.config.load import Project
 from mlgit.config.schema import MlgitConfig
 from mlgit.config.serving import METRICS_PORT
 from mlgit.files import RenderedFile
+from mlgit.manifests.alerts import prometheus_rule
+from mlgit.manifests.dashboard import dashboard_json
 from mlgit.manifests.openshift import overlay_patches, route_objects, wildcard_files
 from mlgit.runtime_settings import runtime_settings_dict, settings_json
 from mlgit.targets import REVIEW, Target, known_targets, target
@@ -141,14 +143,15 @@ def _components(project: Project) -> Iterator[tuple[str, dict[str, Any]]]:
         yield "gpu", gpu
     if any(target(cfg, env).highly_available for env in cfg.environments):
         yield "high-availability", {}
-    if serving.service_monitor:
-        yield "service-monitor", {}
+    # Review apps share one namespace and selector labels: a ServiceMonitor there would scrape them all.
+    if any(cfg.monitoring_of(env).enabled for env in cfg.environments):
+        yield "monitoring", {"dashboard_json": dashboard_json(cfg.name)}
 
 
 _COMPONENT_FILES = {
     "gpu": ("kustomization", "gpu"),
     "high-availability": ("kustomization", "poddisruptionbudget", "spread"),
-    "service-monitor": ("kustomization", "servicemonitor"),
+    "monitoring": ("kustomization", "servicemonitor", "dashboard"),
 }
 
 
@@ -161,6 +164,10 @@ def _overlay(project: Project, env: str, traits: list[str]) -> Iterator[Rendered
     if tgt.exposure.kind != "none" and env != REVIEW:
         resources.append("exposure.yaml")
         yield RenderedFile(f"{folder}/exposure.yaml", exposure_yaml(cfg, tgt))
+    monitored = env != REVIEW and cfg.monitoring_of(env).enabled
+    if monitored:
+        resources.append("alerts.yaml")
+        yield RenderedFile(f"{folder}/alerts.yaml", prometheus_rule(cfg, env))
     if tgt.autoscaling:
         resources.append("autoscaling.yaml")
         text = render_template(
@@ -176,6 +183,16 @@ def _overlay(project: Project, env: str, traits: list[str]) -> Iterator[Rendered
         "manifests", "overlays/env/auth.yaml.j2", name=tgt.name, auth=cfg.auth_of(env), keys_dir=API_KEYS_DIR
     )
     yield RenderedFile(f"{folder}/auth.yaml", text)
+    tracing = cfg.monitoring_of(env).tracing
+    if tracing is not None:  # off: no patch, and the runtime imports no OpenTelemetry at all
+        patches.append("tracing.yaml")
+        text = render_template("manifests", "overlays/env/tracing.yaml.j2", name=tgt.name, tracing=tracing)
+        yield RenderedFile(f"{folder}/tracing.yaml", text)
+    payload = cfg.monitoring_of(env).payload_logging
+    if payload is not None:
+        patches.append("payload-logging.yaml")
+        text = render_template("manifests", "overlays/env/payload-logging.yaml.j2", name=tgt.name, payload=payload)
+        yield RenderedFile(f"{folder}/payload-logging.yaml", text)
     for extra, variable in EXTRA_SWITCHES.items():
         patches.append(f"{extra}.yaml")
         text = render_template(
@@ -194,8 +211,8 @@ def _overlay(project: Project, env: str, traits: list[str]) -> Iterator[Rendered
     components = ["../../components/gpu"] if "gpu" in traits else []
     if tgt.highly_available:
         components.append("../../components/high-availability")
-    if "service-monitor" in traits and env != REVIEW:
-        components.append("../../components/service-monitor")
+    if monitored:
+        components.append("../../components/monitoring")
     kustomization = render_template(
         "manifests",
         "overlays/env/kustomization.yaml.j2",
