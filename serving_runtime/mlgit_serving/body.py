@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import zlib
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
-from .errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from .errors import BadRequest, ClientClosed, PayloadTooLarge, RequestTimeout, UnsupportedMediaType
 
 # Compressed input is fed to zlib this much at a time: what zlib hands back past a member's end
 # (`unused_data`) is then a copy of at most this, not of the whole rest of the body, so inflating
@@ -81,3 +82,14 @@ async def read_body(request: Request, limit: int) -> bytes:
         if chunk:
             chunks.append(chunk)
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def receive_body(request: Request, limit: int, timeout: float, what: str = "request") -> bytes:
+    """read_body within `timeout` seconds: a stalled upload is a 408, a client that goes away a 499."""
+    try:
+        async with asyncio.timeout(timeout):
+            return await read_body(request, limit)
+    except TimeoutError:
+        raise RequestTimeout(f"the {what} body did not arrive within {timeout:g} s") from None
+    except ClientDisconnect:
+        raise ClientClosed(f"the client closed the connection before its {what} body arrived") from None

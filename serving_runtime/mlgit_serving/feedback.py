@@ -11,7 +11,6 @@ its tensors. An id is forgotten once its feedback is taken, so that a retried fe
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -21,12 +20,12 @@ import numpy as np
 import orjson
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
 
 from . import openapi
-from .body import read_body
-from .errors import BadRequest, ClientClosed, NotFound, PayloadTooLarge, RequestTimeout
+from .body import receive_body
+from .errors import BadRequest, NotFound, PayloadTooLarge
 from .repository import ModelRepository
 
 _ERROR_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 50.0, 100.0, 1000.0)
@@ -225,12 +224,7 @@ def add_feedback_routes(
     async def feedback(request: Request, model_name: str, model_version: str | None = None) -> Response:
         mv = repository.get(model_name, model_version)  # 404 for an unknown model or version
         try:
-            async with asyncio.timeout(body_timeout):
-                body = await read_body(request, _MAX_BODY_BYTES)
-        except TimeoutError:
-            raise RequestTimeout(f"the feedback body did not arrive within {body_timeout:g} s") from None
-        except ClientDisconnect:
-            raise ClientClosed("the client closed the connection before its feedback body arrived") from None
+            body = await receive_body(request, _MAX_BODY_BYTES, body_timeout, "feedback")
         except PayloadTooLarge:
             raise PayloadTooLarge(f"feedback body is larger than {_MAX_BODY_BYTES} bytes") from None
         request_id, outputs = _parse(body)

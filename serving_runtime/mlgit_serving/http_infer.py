@@ -7,7 +7,6 @@ only once its body has arrived and been decoded: a slow or stalled upload must n
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable, Coroutine
@@ -15,15 +14,15 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import request_response
 
 from . import openapi, tracing
-from .body import read_body
+from .body import receive_body
 from .codec import encode_response
 from .decoding import Received, RequestDecoder
-from .errors import ClientClosed, RequestTimeout, ServingError
+from .errors import ServingError
 from .feedback import Prediction, PredictionMemory
 from .memory import HeapTrimmer
 from .payload_log import PayloadLog
@@ -74,13 +73,7 @@ def add_inference_routes(
         received = Received()
         try:
             mv.require_ready()
-            try:
-                async with asyncio.timeout(body_timeout):
-                    raw = await read_body(request, mv.max_request_bytes)
-            except TimeoutError:
-                raise RequestTimeout(f"the request body did not arrive within {body_timeout:g} s") from None
-            except ClientDisconnect:
-                raise ClientClosed("the client closed the connection before its request body arrived") from None
+            raw = await receive_body(request, mv.max_request_bytes, body_timeout)
             try:
                 decoded = await decoder.decode(received, raw, request.headers, mv.signature, mv.max_request_bytes)
             finally:
