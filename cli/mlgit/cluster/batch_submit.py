@@ -15,7 +15,7 @@ from rich.markup import escape
 from mlgit.cluster import apply, batch_job, batch_track
 from mlgit.cluster.client import Cluster, connect
 from mlgit.cluster.deploy import pinned_image
-from mlgit.cluster.secrets import PULL_SECRET_TYPE, needed_secrets
+from mlgit.cluster.secrets import PULL_SECRET_TYPE, needed_secrets, secret_problem
 from mlgit.config.batch import BatchSettings
 from mlgit.config.load import Project
 from mlgit.console import err, out
@@ -84,10 +84,9 @@ def _missing(cluster: Cluster, project: Project, target: Target, settings: Batch
     for needed in needed_secrets(project.config, target):
         if needed.type != PULL_SECRET_TYPE:
             continue  # the serving pods' API keys: the batch pods serve nothing
-        live = cluster.get("v1", "Secret", needed.name, ns)
-        if live is None or live.get("type") != PULL_SECRET_TYPE:
-            state = "does not exist" if live is None else f"is of type {live.get('type')}"
-            found.append((f"Secret {needed.name} ({needed.setting}) {state} in namespace {ns}", needed.create))
+        problem = secret_problem(cluster, ns, needed)
+        if problem is not None:
+            found.append((problem, needed.create))
     return found
 
 

@@ -64,7 +64,8 @@ def needed_secrets(config: MlgitConfig, target: Target) -> list[NeededSecret]:
     return needed
 
 
-def _problem(cluster: Cluster, namespace: str, needed: NeededSecret) -> str | None:
+def secret_problem(cluster: Cluster, namespace: str, needed: NeededSecret) -> str | None:
+    """What is wrong with a Secret the pods need (missing, of the wrong type, holding no key), or None."""
     live = cluster.get("v1", "Secret", needed.name, namespace)
     if live is None:
         return f"Secret {needed.name} ({needed.setting}) does not exist in namespace {namespace}"
@@ -78,7 +79,7 @@ def _problem(cluster: Cluster, namespace: str, needed: NeededSecret) -> str | No
 def check_secrets(cluster: Cluster, config: MlgitConfig, target: Target) -> None:
     """Refuse (MlgitError, exit 1) when a Secret the pods need is missing, naming how to create each."""
     needed = needed_secrets(config, target)
-    problems = [(n, p) for n in needed if (p := _problem(cluster, target.namespace, n))]
+    problems = [(n, p) for n in needed if (p := secret_problem(cluster, target.namespace, n))]
     if not problems:
         return
     lines = [p for _, p in problems]
