@@ -13,9 +13,7 @@ from rich.markup import escape
 from mlgit.config.load import Project
 from mlgit.console import err
 from mlgit.errors import ExitCode, MlgitError
-from mlgit.serve import runtime_repository
-
-_INSTALL = "install it next to mlgit: `pip install mlgit-serving` (from a checkout: `pip install ./serving_runtime`)"
+from mlgit.serve import RUNTIME_INSTALL_HINT, runtime_repository
 
 
 def _runner() -> Any:
@@ -23,7 +21,7 @@ def _runner() -> Any:
         from mlgit_serving.batch import runner
     except ImportError:
         raise MlgitError(
-            "`mlgit batch` runs the serving runtime's batch runner, which is not installed", _INSTALL
+            "`mlgit batch` runs the serving runtime's batch runner, which is not installed", RUNTIME_INSTALL_HINT
         ) from None
     return runner
 

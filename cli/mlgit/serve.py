@@ -66,6 +66,9 @@ def runtime_repository(project: Project) -> Iterator[Path]:
         yield Path(tmp)
 
 
+RUNTIME_INSTALL_HINT = (
+    "install it next to mlgit: `pip install mlgit-serving` (from a checkout: `pip install ./serving_runtime`)"
+)
 _SETTINGS_HINT = "the runtime's MLGIT_SERVING_* variables are described in serving_runtime/README.md"
 
 
@@ -78,10 +81,7 @@ def serve_locally(project: Project, host: str, port: int) -> None:
         from mlgit_serving.errors import ConfigurationError
         from mlgit_serving.server import serve
     except ImportError:
-        raise MlgitError(
-            "the serving runtime is not installed",
-            "install it next to mlgit: `pip install mlgit-serving` (from a checkout: `pip install ./serving_runtime`)",
-        ) from None
+        raise MlgitError("the serving runtime is not installed", RUNTIME_INSTALL_HINT) from None
     _check_port_free(host, port)
     with runtime_repository(project) as repository:
         try:

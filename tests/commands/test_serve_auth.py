@@ -13,7 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mlgit.build.run import API_KEYS_MOUNT, container_settings
+from mlgit.build.run import container_settings
+from mlgit.config.auth import API_KEYS_DIR
 from mlgit.config.load import load_project
 from mlgit.errors import MlgitError
 from tests.conftest import free_port
@@ -86,12 +87,12 @@ def test_docker_gets_the_auth_settings_and_the_key_directory(model_repo: Path, t
     environment, volumes = container_settings(config, environ)
     assert environment == {
         "MLGIT_SERVING_AUTH_MODE": "api-key",
-        "MLGIT_SERVING_API_KEYS_DIR": API_KEYS_MOUNT,
+        "MLGIT_SERVING_API_KEYS_DIR": API_KEYS_DIR,
         "MLGIT_SERVING_OIDC_LEEWAY_SECONDS": "30",
         "MLGIT_SERVING_DOCS": "false",
         "MLGIT_SERVING_PORT": str(config.serving.port),
         "MLGIT_SERVING_DRAIN_SECONDS": str(config.serving.drain_seconds),
     }
-    assert volumes == {str(tmp_path.resolve()): {"bind": API_KEYS_MOUNT, "mode": "ro"}}
+    assert volumes == {str(tmp_path.resolve()): {"bind": API_KEYS_DIR, "mode": "ro"}}
     with pytest.raises(MlgitError, match="MLGIT_SERVING_API_KEYS_DIR=/nowhere is not a directory"):
         container_settings(config, {"MLGIT_SERVING_API_KEYS_DIR": "/nowhere"})

@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from mlgit.config.auth import API_KEYS_DIR
 from mlgit.config.schema import MlgitConfig
 from mlgit.console import err, out
 from mlgit.errors import MlgitError
@@ -28,7 +29,6 @@ READY_PATH = "/v2/health/ready"
 READY_TIMEOUT_S = 180.0
 STOP_GRACE_S = 5  # beyond the drain time, as terminationGracePeriodSeconds is
 LOG_TAIL_LINES = 30
-API_KEYS_MOUNT = "/var/run/secrets/mlgit/api-keys"  # where the Deployment mounts the API key Secret
 # Settings the container decides itself: its listener and repository, and no TLS (the readiness wait and
 # the printed URL speak plain HTTP).
 _NOT_PASSED = {
@@ -64,8 +64,8 @@ def container_settings(config: MlgitConfig, environ: Mapping[str, str]) -> tuple
         path = Path(key_dir).resolve()
         if not path.is_dir():
             raise MlgitError(f"MLGIT_SERVING_API_KEYS_DIR={key_dir} is not a directory", "it holds one key per file")
-        volumes[str(path)] = {"bind": API_KEYS_MOUNT, "mode": "ro"}
-        environment["MLGIT_SERVING_API_KEYS_DIR"] = API_KEYS_MOUNT
+        volumes[str(path)] = {"bind": API_KEYS_DIR, "mode": "ro"}
+        environment["MLGIT_SERVING_API_KEYS_DIR"] = API_KEYS_DIR
     environment["MLGIT_SERVING_PORT"] = str(config.serving.port)
     environment["MLGIT_SERVING_DRAIN_SECONDS"] = str(config.serving.drain_seconds)
     return environment, volumes

@@ -135,10 +135,11 @@ def _server_env(deployment: dict[str, Any]) -> dict[str, Any]:
     return {e.get("name"): e.get("value") for e in server.get("env") or []}
 
 
-def _credentials(cluster: Cluster, deployment: dict[str, Any]) -> tuple[dict[str, str], str | None]:
-    """(headers, why there are none) for the server the Deployment runs, by the auth mode it sets."""
+def _credentials(
+    cluster: Cluster, deployment: dict[str, Any], env: dict[str, Any]
+) -> tuple[dict[str, str], str | None]:
+    """(headers, why there are none) for the server the Deployment runs, by the auth mode its `env` sets."""
     pod = deployment["spec"]["template"]["spec"]
-    env = _server_env(deployment)
     mode = env.get("MLGIT_SERVING_AUTH_MODE") or "none"
     if mode == "api-key":
         volume = next((v for v in pod.get("volumes") or [] if v.get("name") == API_KEYS_VOLUME), None)
@@ -164,7 +165,8 @@ def open_endpoint(cluster: Cluster, deployment: dict[str, Any]) -> Iterator[Endp
     HTTPS when the server serves it (MLGIT_SERVING_TLS_CERT_FILE set)."""
     containers = deployment["spec"]["template"]["spec"]["containers"]
     port = int(((containers[0].get("ports") or [{}])[0]).get("containerPort", 8080))
-    headers, unauthenticated = _credentials(cluster, deployment)
+    env = _server_env(deployment)
+    headers, unauthenticated = _credentials(cluster, deployment, env)
     pod = _ready_pod(cluster, deployment)
-    tls = bool(_server_env(deployment).get("MLGIT_SERVING_TLS_CERT_FILE"))
+    tls = bool(env.get("MLGIT_SERVING_TLS_CERT_FILE"))
     yield PortForwardEndpoint(cluster, deployment["metadata"]["namespace"], pod, port, headers, unauthenticated, tls)

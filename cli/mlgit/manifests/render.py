@@ -178,33 +178,29 @@ def _overlay(project: Project, env: str, traits: list[str]) -> Iterator[Rendered
             in_flight_metric=IN_FLIGHT_METRIC,
         )
         yield RenderedFile(f"{folder}/autoscaling.yaml", text)
-    patches = ["auth.yaml"]
-    text = render_template(
-        "manifests", "overlays/env/auth.yaml.j2", name=tgt.name, auth=cfg.auth_of(env), keys_dir=API_KEYS_DIR
-    )
-    yield RenderedFile(f"{folder}/auth.yaml", text)
-    tracing = cfg.monitoring_of(env).tracing
-    if tracing is not None:  # off: no patch, and the runtime imports no OpenTelemetry at all
-        patches.append("tracing.yaml")
-        text = render_template("manifests", "overlays/env/tracing.yaml.j2", name=tgt.name, tracing=tracing)
-        yield RenderedFile(f"{folder}/tracing.yaml", text)
-    payload = cfg.monitoring_of(env).payload_logging
-    if payload is not None:
-        patches.append("payload-logging.yaml")
-        text = render_template("manifests", "overlays/env/payload-logging.yaml.j2", name=tgt.name, payload=payload)
-        yield RenderedFile(f"{folder}/payload-logging.yaml", text)
+    # One patch file per concern: (file, template under overlays/env/, its context).
+    concerns: list[tuple[str, str, dict[str, Any]]] = [
+        ("auth.yaml", "auth.yaml.j2", {"auth": cfg.auth_of(env), "keys_dir": API_KEYS_DIR})
+    ]
+    monitoring = cfg.monitoring_of(env)
+    if monitoring.tracing is not None:  # off: no patch, and the runtime imports no OpenTelemetry at all
+        concerns.append(("tracing.yaml", "tracing.yaml.j2", {"tracing": monitoring.tracing}))
+    if monitoring.payload_logging is not None:
+        concerns.append(("payload-logging.yaml", "payload-logging.yaml.j2", {"payload": monitoring.payload_logging}))
     for extra, variable in EXTRA_SWITCHES.items():
-        patches.append(f"{extra}.yaml")
-        text = render_template(
-            "manifests",
-            "overlays/env/public-extra.yaml.j2",
-            name=tgt.name,
-            extra=extra,
-            paths=" and ".join(p.path for p in EXTRA_PATHS[extra]),
-            variable=variable,
-            enabled=extra in (tgt.exposure.public or []),
+        context = {
+            "extra": extra,
+            "paths": " and ".join(p.path for p in EXTRA_PATHS[extra]),
+            "variable": variable,
+            "enabled": extra in (tgt.exposure.public or []),
+        }
+        concerns.append((f"{extra}.yaml", "public-extra.yaml.j2", context))
+    patches = []
+    for path, template, context in concerns:
+        patches.append(path)
+        yield RenderedFile(
+            f"{folder}/{path}", render_template("manifests", f"overlays/env/{template}", name=tgt.name, **context)
         )
-        yield RenderedFile(f"{folder}/{extra}.yaml", text)
     for path, text in overlay_patches(tgt):
         patches.append(path)
         yield RenderedFile(f"{folder}/{path}", text)
