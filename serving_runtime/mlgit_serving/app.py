@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -106,10 +107,23 @@ def create_app(settings: ServerSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.repository.discover()
+        grpc = None
+        if settings.grpc_port:
+            # Imported only when used: its stubs register the protobuf package `inference`, which a client's
+            # own copy (tritonclient.grpc) in the same process would collide with. gRPC's core logs plain-text
+            # lines to stderr that would break the JSON log stream; its errors reach us as exceptions anyway
+            # (GRPC_VERBOSITY=debug still shows them). It reads the variable when first imported.
+            os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+            from .grpc_server import start_grpc
+
+            grpc = await start_grpc(state, settings, guard)
+        app.state.grpc = grpc  # server.py stops it with the HTTP listener on SIGTERM
         loading = asyncio.create_task(state.repository.load_all(), name="load-models")
         if payload_log is not None:
             payload_log.start()
         yield
+        if grpc is not None:  # its calls in progress finish before the models they use unload
+            await grpc.stop(settings.drain_seconds)
         if payload_log is not None:
             await payload_log.stop()
         if not loading.done():

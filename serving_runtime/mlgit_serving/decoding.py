@@ -36,10 +36,10 @@ class Received:
 
 
 class RequestDecoder:
-    def __init__(self, settings: ServerSettings) -> None:
+    def __init__(self, settings: ServerSettings, large_decodes: asyncio.Semaphore) -> None:
         self._max_members = settings.max_gzip_members
         self._limits = RequestLimits(settings.max_bytes_elements, settings.max_request_id_length)
-        self._heavy = asyncio.Semaphore(1)
+        self._heavy = large_decodes  # ServingState's: gRPC's large decodes take turns with these
 
     async def decode(
         self, received: Received, raw: bytes, headers: Headers, signature: Signature, max_bytes: int

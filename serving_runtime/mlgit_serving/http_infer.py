@@ -24,7 +24,6 @@ from .codec import encode_response
 from .decoding import Received, RequestDecoder
 from .errors import ServingError
 from .feedback import Prediction, PredictionMemory
-from .memory import HeapTrimmer
 from .payload_log import PayloadLog
 from .state import ServingState
 
@@ -58,8 +57,8 @@ def add_inference_routes(
     audit = state.audit
     access_log = state.settings.access_log
     body_timeout = state.settings.request_body_timeout_seconds
-    decoder = RequestDecoder(state.settings)
-    trimmer = HeapTrimmer()
+    decoder = RequestDecoder(state.settings, state.large_decodes)
+    trimmer = state.trimmer
     tracer = tracing.from_settings(state.settings)  # None unless MLGIT_SERVING_TRACING_ENDPOINT is set
     remember = predictions.capacity > 0
 

@@ -47,7 +47,7 @@ def add_meta_routes(app: FastAPI, state: ServingState) -> None:
         return json_response({"name": mv.name, "version": mv.version, "ready": True})
 
     async def metrics(request: Request) -> Response:
-        return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(state.metrics.scrape_registry), media_type=CONTENT_TYPE_LATEST)
 
     ok = {"type": "object", "additionalProperties": True}
     app.add_api_route(

@@ -17,6 +17,9 @@ _LABELS = ("model", "version")
 class ServingMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        # What /metrics serves: this registry, or with several worker processes all of theirs merged
+        # (worker_metrics.py); `registry` stays this process's own.
+        self.scrape_registry = self.registry
         ProcessCollector(registry=self.registry)
         r = self.registry
         self.requests = Counter(

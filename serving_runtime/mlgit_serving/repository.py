@@ -65,26 +65,47 @@ def scan(root: Path) -> list[Path]:
 
 
 class ModelRepository:
-    def __init__(self, root: Path, metrics: ServingMetrics) -> None:
+    def __init__(
+        self,
+        root: Path,
+        metrics: ServingMetrics,
+        *,
+        versions: list[str] | None = None,
+        default_version: str | None = None,
+    ) -> None:
+        """`versions`: load only these (None or empty: every version on disk); `default_version`: what the
+        unversioned URLs serve (None: the highest integer version)."""
         self.root = root
         self._metrics = metrics
+        self._only = set(versions or [])
+        self._default = default_version
         self._models: dict[str, list[ModelVersion]] = {}  # versions in order, ints then strings
         self._latest: dict[str, ModelVersion] = {}
         self.problems: list[str] = []  # reasons, besides model versions, that keep the server not ready
 
     def discover(self) -> None:
         for directory in scan(self.root):
-            names = sorted((p.name for p in directory.iterdir() if (p / MODEL_FILE).is_file()), key=_version_key)
-            if not names:
+            on_disk = sorted((p.name for p in directory.iterdir() if (p / MODEL_FILE).is_file()), key=_version_key)
+            if not on_disk:
                 self.problems.append(f"model {directory.name!r}: no <version>/{MODEL_FILE} in {directory}")
                 continue
             name = directory.name
+            # A version left out is not loaded at all: it costs no memory and answers 404 like an unknown one.
+            names = [v for v in on_disk if not self._only or v in self._only]
+            missing = sorted(self._only - set(on_disk), key=_version_key)
+            if missing:
+                self.problems.append(f"model {name!r} has no version {', '.join(missing)} (it has {on_disk})")
+            if not names:
+                continue
             versions = [
                 ModelVersion(name, v, directory / v / MODEL_FILE, self._metrics.for_version(name, v)) for v in names
             ]
             self._models[name] = versions
             integers = [mv for mv in versions if mv.version.isdigit()]
-            self._latest[name] = (integers or versions)[-1]
+            default = next((mv for mv in versions if mv.version == self._default), None)
+            if self._default is not None and default is None:
+                self.problems.append(f"model {name!r}: default version {self._default} is not among {names}")
+            self._latest[name] = default or (integers or versions)[-1]
 
     def versions(self, name: str) -> list[ModelVersion]:
         versions = self._models.get(name)

@@ -13,8 +13,10 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import socket
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -27,6 +29,7 @@ from pydantic import ValidationError
 
 from .app import create_app
 from .connections import ConnectionTable, connection_cap, raise_open_file_limit
+from .cpus import worker_count
 from .errors import ConfigurationError, RepositoryError
 from .http_protocol import HeadLimits, limited_protocol
 from .logs import configure_logging
@@ -34,15 +37,24 @@ from .memory import freeze_startup_objects, keep_large_blocks
 from .repository import scan
 from .settings import ServerSettings
 from .state import ServingState
+from .supervisor import supervise
 
 logger = logging.getLogger(__name__)
 
 
 class _DrainingServer(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, state: ServingState) -> None:
+    def __init__(
+        self, config: uvicorn.Config, state: ServingState, on_started: Callable[[], None] | None = None
+    ) -> None:
         super().__init__(config)
         self._state = state
         self._exit_at: float | None = None
+        self._on_started = on_started
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and self._on_started is not None:
+            self._on_started()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         # Unlike uvicorn's own handler, the signal is not re-raised after shutdown: as PID 1 in a container
@@ -68,6 +80,14 @@ class _DrainingServer(uvicorn.Server):
         if self._exit_at is not None and time.monotonic() >= self._exit_at:
             self.should_exit = True
         return await super().on_tick(counter)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # gRPC (grpc_server.py) stops taking calls when HTTP does, with the same grace; the app's lifespan
+        # shutdown then waits for its calls before the models unload.
+        grpc = getattr(self.config.app.state, "grpc", None)
+        if grpc is not None:
+            grpc.begin_stop(self.config.timeout_graceful_shutdown)
+        await super().shutdown(sockets)
 
 
 def uvicorn_config(app: FastAPI, settings: ServerSettings) -> uvicorn.Config:
@@ -96,24 +116,59 @@ def start_metrics_listener(host: str, port: int, registry: CollectorRegistry) ->
     return server
 
 
+def check_grpc_port(host: str, port: int) -> None:
+    """Raise OSError naming grpc_port when another program holds it. Each process binds it itself
+    (grpc_server.py; workers with SO_REUSEPORT, so that they share it), inside the app's startup: too late
+    for a clear message. Called once, before any worker starts. The probe itself does not set SO_REUSEPORT:
+    with it, it would succeed beside another server of the same user holding the port with SO_REUSEPORT,
+    which the kernel would then let this one share, taking part of its calls."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a just-stopped server's TIME_WAIT is no owner
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise OSError(f"grpc_port: cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
 def run(settings: ServerSettings) -> None:
-    """Serve until SIGTERM or Ctrl-C, then drain; blocking."""
+    """Serve until SIGTERM or Ctrl-C, then drain; blocking. With several workers (settings.workers) this
+    process supervises them (supervisor.py) and serves nothing itself."""
+    if settings.grpc_port:
+        configure_logging(settings.log_level)  # the refusal is a JSON line like every other
+        check_grpc_port(settings.host, settings.grpc_port)
+    count = worker_count(settings.workers)
+    if count > 1:
+        supervise(settings, count)
+    else:
+        run_process(settings)
+
+
+def run_process(
+    settings: ServerSettings,
+    sockets: list[socket.socket] | None = None,
+    prepare: Callable[[FastAPI], None] | None = None,
+    on_started: Callable[[], None] | None = None,
+) -> None:
+    """Serve in this process: on `sockets` (a worker's, already bound) or settings.host/port. `prepare` sees
+    the app before it starts; `on_started` is called once it listens."""
     configure_logging(settings.log_level)
     keep_large_blocks()
     scan(settings.model_repository)  # fail before binding the port when there is nothing to serve
     raise_open_file_limit()  # before the connection cap is derived from it
     app = create_app(settings)
+    if prepare is not None:
+        prepare(app)
     freeze_startup_objects()
     config = uvicorn_config(app, settings)
     config.load()  # a bad certificate or key fails here, before any port is bound
     state: ServingState = app.state.serving
     metrics = (
         start_metrics_listener(settings.host, settings.metrics_port, state.metrics.registry)
-        if settings.metrics_port
+        if settings.metrics_port and sockets is None  # a worker's supervisor serves it, for every worker
         else None
     )
     try:
-        _DrainingServer(config, state).run()
+        _DrainingServer(config, state, on_started).run(sockets)
     finally:
         if metrics is not None:
             metrics.shutdown()

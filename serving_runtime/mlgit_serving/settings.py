@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, FilePath, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from .cpus import MAX_WORKERS
+
 
 class ServerSettings(BaseSettings):
     """Settings of the server process. Precedence: `serve()` keyword arguments > environment > default."""
@@ -20,6 +22,24 @@ class ServerSettings(BaseSettings):
     model_repository: Path = Field(Path("/models"), description="Root of the model repository.")
     host: str = Field("0.0.0.0", description="Address to listen on.")
     port: int = Field(8080, ge=0, le=65535, description="Port to listen on (0 picks a free one).")
+    workers: Annotated[int, Field(ge=1, le=MAX_WORKERS)] | Literal["auto"] = Field(
+        1,
+        description="Server processes, each with its own copy of every model, sharing the port (SO_REUSEPORT): "
+        "throughput grows with the pod's CPUs, memory with the number of copies. `auto`: the CPUs the container "
+        f"may use (its cgroup CPU quota, else the CPUs this process may run on). At most {MAX_WORKERS}. See "
+        "serving_runtime/README.md.",
+    )
+
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _workers_count_or_auto(cls, value: object) -> object:
+        # One message instead of one per member of the union (pydantic names them by internal type names).
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value)
+        if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_WORKERS):
+            return value
+        raise ValueError(f"{value!r}: give a whole number from 1 to {MAX_WORKERS}, or auto")
+
     drain_seconds: float = Field(
         20.0, ge=0, description="Longest a SIGTERM waits for in-flight and queued requests before exiting."
     )
@@ -59,7 +79,8 @@ class ServerSettings(BaseSettings):
         ge=1,
         description="Cap on open connections, lowered to the open-file limit less a reserve. When full, a "
         "new connection evicts the least recently active one that is idle or still sending its head (never "
-        "one mid-request), so readiness keeps answering; with none to evict the newcomer is closed.",
+        "one mid-request), so readiness keeps answering; with none to evict the newcomer is closed. Over gRPC: "
+        "at most this many calls at once (more: RESOURCE_EXHAUSTED).",
     )
     metrics_port: int = Field(
         0,
@@ -67,6 +88,13 @@ class ServerSettings(BaseSettings):
         le=65535,
         description="0: /metrics on the main port. N: /metrics only on port N (plain HTTP, on its own "
         "thread so scrapes answer while the event loop is busy), not on the main port.",
+    )
+    grpc_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="0: no gRPC. N: the OIP v2 gRPC API (inference.GRPCInferenceService) on port N too, with the "
+        "same models, batching, limits and authentication as REST (TLS too, when tls_cert_file is set).",
     )
     tls_cert_file: FilePath | None = Field(
         None, description="PEM certificate (chain) to serve HTTPS on the main port; the key may be in it too."
@@ -79,6 +107,8 @@ class ServerSettings(BaseSettings):
             raise ValueError("tls_key_file is set but tls_cert_file is not: give the certificate too")
         if self.metrics_port and self.metrics_port == self.port:
             raise ValueError(f"metrics_port: {self.metrics_port} is also the main port; choose another")
+        if self.grpc_port and self.grpc_port in (self.port, self.metrics_port):
+            raise ValueError(f"grpc_port: {self.grpc_port} is also the main or metrics port; choose another")
         return self
 
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
@@ -124,6 +154,22 @@ class ServerSettings(BaseSettings):
         return [scope.strip() for scope in value.split(",") if scope.strip()] if isinstance(value, str) else value
 
     access_log: bool = Field(False, description="Log one JSON line per inference request (errors always are).")
+    versions: Annotated[list[str], NoDecode] = Field(
+        [],
+        description="Comma-separated model versions to load and serve; the others on disk are not loaded and "
+        "answer 404, over REST and gRPC alike. Empty: every version directory.",
+    )
+    default_version: str | None = Field(
+        None,
+        description="The version the unversioned URLs (/v2/models/<name>/...) serve; it must be loaded. Unset: "
+        "the highest integer version (else the last by name).",
+    )
+
+    @field_validator("versions", mode="before")
+    @classmethod
+    def _split_versions(cls, value: object) -> object:
+        return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+
     audit_sample_rate: float = Field(
         0.0, ge=0, le=1, description="Fraction of inference requests whose request and response are logged."
     )

@@ -87,10 +87,13 @@ def _from_json(data: Any, spec: Tensor, count: int) -> np.ndarray:
                     f"input {spec.name!r}: values [{low}, {high}] do not fit {spec.datatype} [{info.min}, {info.max}]"
                 )
         with np.errstate(over="ignore"):  # an overflow is reported just below, as the client's mistake
-            array = array.astype(spec.dtype, copy=False)
-        # JSON has no inf or NaN (the parser refuses them), so a non-finite value here is an overflow.
-        if array.dtype.kind == "f" and array.size and not np.isfinite(array).all():
+            converted = array.astype(spec.dtype, copy=False)
+        # A value that became inf is an overflow. JSON has no inf or NaN (the parser refuses them), but gRPC's
+        # typed float contents do: those are accepted, as raw binary ones are.
+        overflowed = converted.dtype.kind == "f" and converted.size and not np.isfinite(converted).all()
+        if overflowed and (np.isfinite(array) & ~np.isfinite(converted)).any():
             raise BadRequest(f"input {spec.name!r}: values out of the range of {spec.datatype}")
+        array = converted
     if array.size != count:
         raise BadRequest(f"input {spec.name!r}: shape needs {count} elements, 'data' has {array.size}")
     return array
@@ -136,13 +139,14 @@ def _from_binary(chunk: memoryview, spec: Tensor, count: int) -> np.ndarray:
     return np.frombuffer(chunk, dtype=spec.dtype)
 
 
-def _check_bytes_budget(spec: Tensor, count: int, left: int | None) -> int | None:
-    """What is left of the request's BYTES element budget after this input; checked before any string is built."""
-    if left is None or spec.datatype != "BYTES":
+def check_bytes_budget(name: str, datatype: str, count: int, left: int | None) -> int | None:
+    """What is left of the request's BYTES element budget after this input; checked before any string is built
+    (grpc_codec.py too, before it decodes typed BYTES contents)."""
+    if left is None or datatype != "BYTES":
         return left
     if count > left:
         raise BadRequest(
-            f"input {spec.name!r}: {count} BYTES elements are more than this server accepts in one request "
+            f"input {name!r}: {count} BYTES elements are more than this server accepts in one request "
             f"({left} left of MLGIT_SERVING_MAX_BYTES_ELEMENTS); split the request"
         )
     return left - count
@@ -162,7 +166,7 @@ def _input(
         raise BadRequest(f"input {name!r}: expected datatype {spec.datatype}, got {datatype!r:.40}")
     shape = _shape_of(item, spec)
     count = math.prod(shape)
-    bytes_left = _check_bytes_budget(spec, count, bytes_left)
+    bytes_left = check_bytes_budget(spec.name, spec.datatype, count, bytes_left)
     parameters = item.get("parameters")
     size = parameters.get("binary_data_size") if isinstance(parameters, dict) else None
     if size is None:

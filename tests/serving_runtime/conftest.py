@@ -19,6 +19,7 @@ import uvicorn
 from onnx import TensorProto, helper, numpy_helper
 
 from mlgit_serving.app import create_app
+from mlgit_serving.server import uvicorn_config
 from mlgit_serving.settings import ServerSettings
 
 ONNX_TYPES = {
@@ -178,9 +179,11 @@ class RunningServer:
 
 
 def start_server(repository: Path, **settings: Any) -> RunningServer:
-    """uvicorn on 127.0.0.1 with a port the OS picks, in a thread; returns once it listens."""
-    app = create_app(ServerSettings(model_repository=repository, host="127.0.0.1", port=0, **settings))
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, access_log=False, lifespan="on")
+    """uvicorn on 127.0.0.1 with a port the OS picks, in a thread, configured as the server runs it (its
+    protocol with the head limits and whole-body reads); returns once it listens."""
+    server_settings = ServerSettings(model_repository=repository, host="127.0.0.1", port=0, **settings)
+    app = create_app(server_settings)
+    config = uvicorn_config(app, server_settings)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -249,3 +252,12 @@ def client(server: RunningServer) -> Iterator[triton.InferenceServerClient]:
 def http(server: RunningServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.url, timeout=30) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def grpc_server(model_repository: Path) -> Iterator[Any]:
+    """model_repository served by a server process with gRPC on (grpc_process.py says why a process)."""
+    from .grpc_process import grpc_server_process
+
+    with grpc_server_process(model_repository) as running:
+        yield running
