@@ -1,7 +1,7 @@
 # METADATA
 # title: Hosts are inside the allowed domains
 # description: |-
-#   Ingress rule and TLS hosts, HTTPRoute hostnames, OpenShift Route hosts and Certificate DNS names are
+#   Ingress rule and TLS hosts, HTTPRoute and GRPCRoute hostnames, OpenShift Route hosts and Certificate DNS names are
 #   inside one of the allowed domains (mlgit.yaml's `domain`). A route without a host would answer for every
 #   host (an OpenShift Route without one gets a generated host outside them).
 # custom:
@@ -27,7 +27,7 @@ hosts(r) := {h | some rule in object.get(r.spec, "rules", []); h := rule.host} |
 	some h in object.get(t, "hosts", [])
 } if r.kind == "Ingress"
 
-hosts(r) := {h | some h in object.get(r.spec, "hostnames", [])} if r.kind == "HTTPRoute"
+hosts(r) := {h | some h in object.get(r.spec, "hostnames", [])} if r.kind in {"HTTPRoute", "GRPCRoute"}
 
 hosts(r) := {h | some h in object.get(r.spec, "dnsNames", [])} if r.kind == "Certificate"
 
@@ -54,7 +54,8 @@ deny contains result if {
 }
 
 deny contains result if {
-	some r in lib.of_kind("HTTPRoute")
+	some r in lib.resources
+	r.kind in {"HTTPRoute", "GRPCRoute"}
 	count(object.get(r.spec, "hostnames", [])) == 0
 	result := lib.finding(r, "no spec.hostnames: the route answers for any host; list the environment's host")
 }

@@ -2,8 +2,9 @@
 # title: Exposed routes use TLS from an allowed cert-manager issuer
 # description: |-
 #   Every Ingress host is listed under spec.tls with a secret, and the Ingress names an allowed
-#   cert-manager issuer (cert-manager.io/cluster-issuer or cert-manager.io/issuer) or its secret is issued
-#   by a Certificate of the environment (a shared wildcard). Every HTTPRoute hostname is covered by a
+#   cert-manager issuer (cert-manager.io/cluster-issuer or cert-manager.io/issuer), or its secret is issued
+#   by a Certificate of the environment (a shared wildcard) or, for the same hosts, by another Ingress's
+#   allowed issuer (the gRPC Ingress shares the HTTP one's). Every HTTPRoute and GRPCRoute hostname is covered by a
 #   cert-manager Certificate in the environment (a wildcard *.d covers one label under d). Every OpenShift
 #   Route terminates TLS (edge or reencrypt) and names an allowed issuer for cert-manager's openshift-routes
 #   controller (cert-manager.io/issuer-name) or takes its certificate from a Secret a Certificate of the
@@ -62,6 +63,26 @@ ingress_secrets_issued(r) if {
 	issued_secret(t.secretName)
 }
 
+# Every TLS entry's Secret is one that another Ingress, with an allowed issuer, asks cert-manager for, for
+# these hosts at least (the gRPC Ingress <name>-grpc beside the HTTP Ingress <name>).
+ingress_secrets_issued(r) if {
+	count(object.get(r.spec, "tls", [])) > 0
+	every t in r.spec.tls {
+		shared_with_issuing_ingress(r, t)
+	}
+}
+
+shared_with_issuing_ingress(r, t) if {
+	some other in lib.of_kind("Ingress")
+	other.metadata.name != r.metadata.name
+	ingress_issuer(other) in allowed_issuers
+	some o in object.get(other.spec, "tls", [])
+	o.secretName == t.secretName
+	every host in object.get(t, "hosts", []) {
+		host in object.get(o, "hosts", [])
+	}
+}
+
 route_termination(r) := object.get(object.get(r.spec, "tls", {}), "termination", "none")
 
 route_external_secret(r) := r.spec.tls.externalCertificate.name
@@ -100,7 +121,8 @@ deny contains result if {
 
 deny contains result if {
 	not exempt
-	some r in lib.of_kind("HTTPRoute")
+	some r in lib.resources
+	r.kind in {"HTTPRoute", "GRPCRoute"}
 	some host in object.get(r.spec, "hostnames", [])
 	not certificate_covers(host)
 	result := lib.finding(r, sprintf(

@@ -70,35 +70,51 @@ RUNTIME_INSTALL_HINT = (
     "install it next to mlgit: `pip install mlgit-serving` (from a checkout: `pip install ./serving_runtime`)"
 )
 _SETTINGS_HINT = "the runtime's MLGIT_SERVING_* variables are described in serving_runtime/README.md"
+_START_HINT = "free the port named, or pick another; with many --workers, fewer (or raise `ulimit -n`)"
 
 
-def serve_locally(project: Project, host: str, port: int) -> None:
-    """Serve `project` until Ctrl-C or SIGTERM (the runtime drains in-flight requests first)."""
+def serve_locally(
+    project: Project, host: str, port: int, *, grpc_port: int | None = None, workers: int | str | None = None
+) -> None:
+    """Serve `project` until Ctrl-C or SIGTERM (the runtime drains in-flight requests first). `grpc_port` (0: no
+    gRPC) and `workers` (a count, or "auto") override MLGIT_SERVING_GRPC_PORT and MLGIT_SERVING_WORKERS; None
+    leaves them to those variables and the runtime's defaults."""
     try:
         from pydantic import ValidationError
         from pydantic_settings import SettingsError
 
         from mlgit_serving.errors import ConfigurationError
         from mlgit_serving.server import serve
+        from mlgit_serving.supervisor import WorkersFailed
     except ImportError:
         raise MlgitError("the serving runtime is not installed", RUNTIME_INSTALL_HINT) from None
-    _check_port_free(host, port)
+    _check_port_free(host, port, "--port")
+    if grpc_port:
+        _check_port_free(host, grpc_port, "--grpc-port")
+    overrides = {k: v for k, v in {"grpc_port": grpc_port, "workers": workers}.items() if v is not None}
     with runtime_repository(project) as repository:
         try:
-            serve(repository, host=host, port=port)
+            serve(repository, host=host, port=port, **overrides)
+        except WorkersFailed as exc:  # it had started: "could not start" would mislead
+            raise MlgitError(f"the server stopped: {exc.reason}", "see the workers' log above") from None
         except SystemExit as exc:  # uvicorn exits (code 3) when it cannot start; 3 means a policy failure here
             if exc.code not in (0, None):
                 raise MlgitError(f"the server could not start on {host}:{port} (see its log above)") from None
         except ConfigurationError as exc:
             raise MlgitError(str(exc), _SETTINGS_HINT) from None
+        except OSError as exc:  # a port taken meanwhile (metrics_port too), or out of file descriptors
+            raise MlgitError(f"the server could not start: {exc}", _START_HINT) from None
         except ValidationError as exc:
-            problems = [f"MLGIT_SERVING_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()]
+            problems = [
+                f"MLGIT_SERVING_{'_'.join(map(str, e['loc'])).upper()}: {e['msg'].removeprefix('Value error, ')}"
+                for e in exc.errors()
+            ]
             raise MlgitError("the MLGIT_SERVING_* settings are not valid", _SETTINGS_HINT, problems=problems) from None
         except SettingsError as exc:  # a value that should be JSON (e.g. MLGIT_SERVING_OIDC_REQUIRED_CLAIMS) is not
             raise MlgitError(f"the MLGIT_SERVING_* settings are not valid: {exc}", _SETTINGS_HINT) from None
 
 
-def _check_port_free(host: str, port: int) -> None:
+def _check_port_free(host: str, port: int, flag: str) -> None:
     """Say plainly that the port is taken, before the server's own start-up log does it less clearly."""
     try:
         with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
@@ -106,5 +122,5 @@ def _check_port_free(host: str, port: int) -> None:
             probe.bind((host, port))
     except OSError as exc:
         raise MlgitError(
-            f"cannot listen on {host}:{port}: {exc.strerror}", "pick another port with --port, or stop what uses it"
+            f"cannot listen on {host}:{port}: {exc.strerror}", f"pick another port with {flag}, or stop what uses it"
         ) from None

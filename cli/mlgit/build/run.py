@@ -29,11 +29,12 @@ READY_PATH = "/v2/health/ready"
 READY_TIMEOUT_S = 180.0
 STOP_GRACE_S = 5  # beyond the drain time, as terminationGracePeriodSeconds is
 LOG_TAIL_LINES = 30
-# Settings the container decides itself: its listener and repository, and no TLS (the readiness wait and
+# Settings the container decides itself: its listeners and repository, and no TLS (the readiness wait and
 # the printed URL speak plain HTTP).
 _NOT_PASSED = {
     "MLGIT_SERVING_HOST",
     "MLGIT_SERVING_PORT",
+    "MLGIT_SERVING_GRPC_PORT",
     "MLGIT_SERVING_MODEL_REPOSITORY",
     "MLGIT_SERVING_TLS_CERT_FILE",
     "MLGIT_SERVING_TLS_KEY_FILE",
@@ -56,7 +57,8 @@ class Published:
 def container_settings(config: MlgitConfig, environ: Mapping[str, str]) -> tuple[dict[str, str], dict[str, Any]]:
     """The runtime's environment and bind mounts: the MLGIT_SERVING_* variables of this shell (auth, docs,
     logging), as the in-process `mlgit serve` would see them, but for what the container fixes; an API key
-    directory is mounted read-only where the Deployment mounts the Secret. mlgit.yaml's port and drain time win."""
+    directory is mounted read-only where the Deployment mounts the Secret. mlgit.yaml's ports, workers and drain
+    time win."""
     environment = {k: v for k, v in environ.items() if k.startswith("MLGIT_SERVING_") and k not in _NOT_PASSED}
     volumes: dict[str, Any] = {}
     key_dir = environment.pop("MLGIT_SERVING_API_KEYS_DIR", "")
@@ -67,8 +69,20 @@ def container_settings(config: MlgitConfig, environ: Mapping[str, str]) -> tuple
         volumes[str(path)] = {"bind": API_KEYS_DIR, "mode": "ro"}
         environment["MLGIT_SERVING_API_KEYS_DIR"] = API_KEYS_DIR
     environment["MLGIT_SERVING_PORT"] = str(config.serving.port)
+    if config.serving.grpc_port is not None:
+        environment["MLGIT_SERVING_GRPC_PORT"] = str(config.serving.grpc_port)
+    if config.serving.workers is not None:
+        environment["MLGIT_SERVING_WORKERS"] = str(config.serving.workers)
     environment["MLGIT_SERVING_DRAIN_SECONDS"] = str(config.serving.drain_seconds)
     return environment, volumes
+
+
+def published_ports(config: MlgitConfig, published: Published) -> dict[str, tuple[str, int]]:
+    """The HTTP port where `published` says; gRPC (serving.grpc_port) at the same number on the same address."""
+    ports = {f"{config.serving.port}/tcp": (published.host, published.port)}
+    if config.serving.grpc_port is not None:
+        ports[f"{config.serving.grpc_port}/tcp"] = (published.host, config.serving.grpc_port)
+    return ports
 
 
 def start_container(client: Any, image: str, config: MlgitConfig, published: Published) -> Any:
@@ -90,7 +104,7 @@ def start_container(client: Any, image: str, config: MlgitConfig, published: Pub
             security_opt=["no-new-privileges"],
             environment=environment,
             volumes=volumes,
-            ports={f"{serving.port}/tcp": (published.host, published.port)},
+            ports=published_ports(config, published),
             device_requests=gpus,
             labels={"org.mlgit.model": config.name},
         )

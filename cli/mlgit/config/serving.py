@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, StrictInt, field_validator, model_validator
 
 from mlgit import __version__
 from mlgit.config.auth import AuthConfig
@@ -48,6 +48,9 @@ _SETTINGS = ModelSettings.model_fields
 # takes about 100 MiB besides.
 JSON_EXPANSION = 17
 RUNTIME_BASE_BYTES = 128 * 2**20
+# The runtime's cap on server processes (MAX_WORKERS of serving_runtime/mlgit_serving/cpus.py; a test keeps
+# the two equal): each holds a socket, a pipe and a model copy.
+MAX_WORKERS = 256
 
 
 def _mebibytes(size: float) -> str:
@@ -77,6 +80,18 @@ class SampleConfig(Strict):
     atol: float = Field(1e-5, ge=0, description="Absolute tolerance for floating-point expected outputs.")
 
 
+class ExtraVersion(Strict):
+    version: str = Field(
+        pattern=r"^[0-9]+$", description="Version number: its directory in the image's model repository."
+    )
+    path: RepoPath = Field(description="Its .onnx file, relative to mlgit.yaml; same signature as model.path.")
+    sample: SampleConfig | None = Field(
+        None,
+        description="Its own sample request with expected outputs, which the deploy's smoke check sends to "
+        "/v2/models/<name>/versions/<version>/infer; none: only model.version's sample is checked.",
+    )
+
+
 class ModelConfig(Strict):
     path: RepoPath = Field("model/model.onnx", description="Path of the .onnx file, relative to mlgit.yaml.")
     version: str = Field(
@@ -95,6 +110,43 @@ class ModelConfig(Strict):
         description="How image files feed the model: `mlgit batch` reads PNG, JPEG or FITS files through it and "
         "the /ui/ page uploads images; none: tensors only (.npz, .json).",
     )
+
+    versions: list[ExtraVersion] = Field(
+        default_factory=list,
+        description="More versions baked into the same image besides model.version, e.g. [{version: '2', path: "
+        "model/v2/model.onnx}], each served at /v2/models/<name>/versions/<version>; the unversioned URLs stay "
+        "model.version. They share model.version's signature and model-settings.json.",
+    )
+
+    @property
+    def all_versions(self) -> list[str]:
+        """model.version, then each of model.versions: every version the image holds."""
+        return [self.version, *(v.version for v in self.versions)]
+
+    def check_versions(self, selected: list[str] | None, field: str) -> None:
+        """ValueError (with `field` first) unless `selected` names only shipped versions, each once, and
+        model.version."""
+        if selected is None:
+            return
+        twice = sorted({v for v in selected if selected.count(v) > 1})
+        if twice:
+            raise ValueError(f"{field}: version {', '.join(twice)} is listed twice")
+        unknown = [v for v in selected if v not in self.all_versions]
+        if unknown:
+            raise ValueError(
+                f"{field}: {', '.join(unknown)} not shipped; the image holds versions {', '.join(self.all_versions)} "
+                "(model.version and model.versions)"
+            )
+        if self.version not in selected:
+            raise ValueError(f"{field}: must include model.version {self.version}, which the unversioned URLs serve")
+
+    @model_validator(mode="after")
+    def _versions_distinct(self) -> ModelConfig:
+        versions = self.all_versions
+        twice = sorted({v for v in versions if versions.count(v) > 1})
+        if twice:
+            raise ValueError(f"versions: version {', '.join(twice)} is shipped twice (model.version counts too)")
+        return self
 
     @model_validator(mode="after")
     def _adapter_fits_signature(self) -> ModelConfig:
@@ -138,6 +190,22 @@ class ResourcesConfig(Strict):
         return self
 
 
+class AutoscalingConfig(Strict):
+    enabled: bool = Field(False, description="Scale with a HorizontalPodAutoscaler instead of fixed replicas.")
+    min_replicas: PositiveInt = Field(1, description="Fewest pods the autoscaler keeps.")
+    max_replicas: PositiveInt = Field(3, description="Most pods the autoscaler starts.")
+    target_cpu_utilization: int = Field(70, ge=1, le=100, description="Average CPU utilisation target (%).")
+    target_in_flight: PositiveInt | None = Field(
+        None, description="Per-pod in-flight requests target (needs a custom-metrics adapter)."
+    )
+
+    @model_validator(mode="after")
+    def _order(self) -> AutoscalingConfig:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(f"min_replicas: {self.min_replicas} is greater than max_replicas ({self.max_replicas})")
+        return self
+
+
 class Toleration(Strict):
     key: LabelKey = Field(description="Taint key to tolerate, e.g. nvidia.com/gpu.")
     operator: Literal["Exists", "Equal"] = Field(
@@ -167,6 +235,21 @@ class ServingConfig(Strict):
         default_factory=ResourcesConfig, description="CPU and memory requests and limits of each serving pod."
     )
     port: int = Field(8080, ge=1024, le=65535, description="Container port (non-root: >= 1024).")
+    grpc_port: StrictInt | None = Field(  # strict: YAML's `true` is not port 1
+        None,
+        ge=1024,
+        le=65535,
+        description="Serve the Open Inference Protocol v2 over gRPC (GRPCInferenceService) too, on this container "
+        "port (the manifests name it `grpc`; 9000 is usual), exposed beside HTTP: an Ingress <name>-grpc or a "
+        "GRPCRoute (docs/grpc.md). Probes stay HTTP. None: no gRPC.",
+    )
+    workers: PositiveInt | Literal["auto"] | None = Field(
+        None,
+        description="Server processes per pod, each with its own copy of the model (memory grows with them: "
+        "resources.limits.memory must hold max_request_bytes' need once per worker); auto: one per CPU the "
+        f"container may use (resources.limits.cpu rounded up). At most {MAX_WORKERS}. None: the runtime's default "
+        "(MLGIT_SERVING_WORKERS).",
+    )
     max_request_bytes: PositiveInt = Field(
         _SETTINGS["max_request_bytes"].default, description="Largest accepted request body."
     )
@@ -203,20 +286,71 @@ class ServingConfig(Strict):
             )
         return data
 
+    @property
+    def cpu_limit_workers(self) -> int | None:
+        """The CPUs resources.limits.cpu allows, rounded up as the runtime's `auto` does; None: no limit."""
+        cpu = self.resources.limits.cpu
+        return None if cpu is None else max(1, math.ceil(quantity_value(cpu)))
+
+    @property
+    def worker_copies(self) -> int:
+        """Server processes each pod runs, as far as mlgit.yaml tells (auto without a CPU limit: 1, unknown)."""
+        if self.workers == "auto":
+            return min(self.cpu_limit_workers or 1, MAX_WORKERS)
+        return self.workers or 1
+
+    def worker_warnings(self) -> list[str]:
+        """Worker counts that work but waste the pod: `serving.workers: why` for each."""
+        cpus = self.cpu_limit_workers
+        if self.workers == "auto" and cpus is None:
+            return [
+                "auto without serving.resources.limits.cpu starts one server process (and model copy) per CPU of "
+                "the node the pod lands on; set a CPU limit, or a number of workers"
+            ]
+        if isinstance(self.workers, int) and cpus is not None and self.workers > cpus:
+            return [
+                f"{self.workers} server processes share resources.limits.cpu ({self.resources.limits.cpu}): beyond "
+                f"{cpus} they add memory, not throughput; set workers: {cpus} (or auto), or raise the CPU limit"
+            ]
+        return []
+
     @model_validator(mode="after")
     def _request_fits_memory(self) -> ServingConfig:
         limit = self.resources.limits.memory
-        need = self.max_request_bytes * JSON_EXPANSION + RUNTIME_BASE_BYTES
+        copies = self.worker_copies  # each worker decodes its own requests, at the same time as the others
+        need = (self.max_request_bytes * JSON_EXPANSION + RUNTIME_BASE_BYTES) * copies
         if limit is None or need <= quantity_value(limit):
             return self
-        fitting = int((quantity_value(limit) - RUNTIME_BASE_BYTES) // JSON_EXPANSION)
+        fitting = int((quantity_value(limit) / copies - RUNTIME_BASE_BYTES) // JSON_EXPANSION)
         lower = f"lower serving.max_request_bytes to at most {fitting} or " if fitting > 0 else ""
+        fewer = "" if copies == 1 else ", or lower serving.workers"
+        per_worker = "" if copies == 1 else f", once per worker ({copies})"
         raise ValueError(
             f"max_request_bytes: {self.max_request_bytes} does not fit resources.limits.memory ({limit}): a JSON "
             f"request body takes about {JSON_EXPANSION} times its size in memory while it is decoded, plus "
-            f"{_mebibytes(RUNTIME_BASE_BYTES)} for the server, {_mebibytes(need)} in all; {lower}raise "
-            f"serving.resources.limits.memory to at least {_mebibytes(need)} (the model's own memory comes on top)"
+            f"{_mebibytes(RUNTIME_BASE_BYTES)} for the server{per_worker}, {_mebibytes(need)} in all; {lower}raise "
+            f"serving.resources.limits.memory to at least {_mebibytes(need)}{fewer} (the model's own memory comes "
+            "on top)"
         )
+
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _workers_count_or_auto(cls, value: Any) -> Any:
+        # One message instead of one per member of the union (an int >= 1, or "auto").
+        if value is None or value == "auto":
+            return value
+        if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_WORKERS:
+            return value
+        raise ValueError(
+            f"{value!r} is not a number of processes: give a whole number >= 1 (at most {MAX_WORKERS}), or auto"
+        )
+
+    @model_validator(mode="after")
+    def _grpc_port_apart(self) -> ServingConfig:
+        if self.grpc_port in (self.port, METRICS_PORT):
+            taken = "serving.port" if self.grpc_port == self.port else f"the metrics port ({METRICS_PORT})"
+            raise ValueError(f"grpc_port: {self.grpc_port} is also {taken}; choose another (9000 is usual)")
+        return self
 
     @model_validator(mode="after")
     def _device_defaults(self) -> ServingConfig:
