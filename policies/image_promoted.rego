@@ -4,7 +4,8 @@
 #   Before the first promotion, `mlgit render` pins the placeholder tag `unpinned` in the staging and
 #   production overlays. Such an environment cannot be deployed (`mlgit deploy` refuses an image
 #   without a digest there); this is a warning, not a deny, so a fresh repository's pipeline passes
-#   while it says what is missing.
+#   while it says what is missing. A canary's placeholder is MLGIT-IMG-005's concern (fine while it runs 0
+#   replicas).
 # custom:
 #   id: MLGIT-IMG-004
 #   severity: warn
@@ -18,6 +19,7 @@ import data.mlgit.lib
 warn contains result if {
 	lib.tier in lib.release_tiers
 	some w in lib.pods
+	not lib.canary(w.labels)
 	some c in w.all_containers
 	endswith(c.image, ":unpinned")
 	result := lib.finding(w, concat("", [

@@ -178,6 +178,8 @@ def gitlab_ci_local() -> str:
 NEEDS_KUBECTL = (
     "tests/manifests/",
     "tests/promote/test_cli.py::",
+    "tests/promote/test_canary.py::",
+    "tests/analysis/test_prometheus_analysis.py::",
     "tests/policy/",
     "tests/cluster/",
     "tests/pipelines/test_jobs_against_emulator.py::",

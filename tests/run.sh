@@ -335,7 +335,7 @@ base_image() {
 # kubectl comes with the machine image (Debian bookworm's kubernetes-client is 1.20, too old), so a
 # machine may lack it: then say which tests are skipped (tests/fixtures_integration.py skips them, in
 # CI too) instead of stopping the whole run. MLGIT_TEST_KUBECTL, else /usr/bin/kubectl, else PATH.
-KUBECTL_TESTS="tests/manifests, tests/policy, tests/cluster, promote and the pipeline jobs (NEEDS_KUBECTL in tests/fixtures_integration.py; pytest's summary lists each one)"
+KUBECTL_TESTS="tests/manifests, tests/policy, tests/cluster, promote, canary analysis and the pipeline jobs (NEEDS_KUBECTL in tests/fixtures_integration.py; pytest's summary lists each one)"
 find_kubectl() {
   if [[ -n ${MLGIT_TEST_KUBECTL:-} ]]; then
     [[ -x $MLGIT_TEST_KUBECTL ]] && printf '%s\n' "$MLGIT_TEST_KUBECTL"

@@ -15,6 +15,8 @@ class ExitCode(IntEnum):
     USER_ERROR = 1
     USAGE = 2
     POLICY_VIOLATION = 3
+    ANALYSIS_FAILED = 4  # `mlgit analyze`: the canary is worse than its thresholds allow
+    ANALYSIS_INCONCLUSIVE = 5  # `mlgit analyze`: too little traffic, or a number Prometheus could not give
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,11 @@ from typer.core import TyperGroup, TyperOption
 
 from mlgit import __version__
 from mlgit.commands import (
+    analyze,
     batch,
     batch_cluster,
     build,
+    canary,
     cluster,
     init,
     manifests,
@@ -70,7 +72,8 @@ class MlgitGroup(TyperGroup):
 app = typer.Typer(
     cls=MlgitGroup,
     help="From an ONNX model to production on Kubernetes with GitLab.\n\n"
-    "Exit codes: 0 ok, 1 user error, 2 usage error, 3 policy violation.",
+    "Exit codes: 0 ok, 1 user error, 2 usage error, 3 policy violation, 4 canary analysis failed, "
+    "5 canary analysis inconclusive.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
@@ -103,6 +106,8 @@ app.command("destroy")(cluster.destroy)
 app.command("status")(cluster.status)
 app.command("rollback")(cluster.rollback)
 app.command("promote")(promote.promote)
+app.command("analyze")(analyze.analyze)
+app.add_typer(canary.app, name="canary")
 app.add_typer(manifests.app, name="manifests")
 app.add_typer(policy.app, name="policy")
 batch_cluster.app.command(batch_cluster.LOCAL)(batch.run)  # `mlgit batch DIR ...` runs locally

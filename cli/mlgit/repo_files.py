@@ -30,5 +30,13 @@ def dockerfile(project: Project) -> Iterator[RenderedFile]:
             external_data=external_data_copies(cfg.model.path, project.model),
             sample_path=cfg.model.sample.path,
             settings_path=RUNTIME_SETTINGS,
+            versions=[
+                {
+                    "version": extra.version,
+                    "path": extra.path,
+                    "external_data": external_data_copies(extra.path, project.versions[extra.version]),
+                }
+                for extra in cfg.model.versions
+            ],
         ),
     )

@@ -142,7 +142,39 @@ def smoke_check(endpoint: Endpoint, project: Project, timeout: float = READY_TIM
             "the deployed image may hold another model; compare the digests",
             problems=problems,
         )
-    return SmokeResult(f"model {name} is ready and answered the sample as expected", latency_ms)
+    checked = _check_versions(endpoint, project, deadline)
+    also = f"; version {', '.join(checked)} answered its sample too" if checked else ""
+    return SmokeResult(f"model {name} is ready and answered the sample as expected{also}", latency_ms)
+
+
+def _check_versions(endpoint: Endpoint, project: Project, deadline: float) -> list[str]:
+    """Send each of model.versions its own sample, where the server serves that version (an environment may
+    route fewer: 404); the versions checked."""
+    name, checked = project.config.name, []
+    for extra in project.config.model.versions:
+        sample = project.version_samples.get(extra.version)
+        if extra.sample is None or sample is None:
+            continue
+        path = f"/v2/models/{name}/versions/{extra.version}"
+        status, body = endpoint.request("GET", f"{path}/ready", timeout=_time_left(deadline))
+        if status == 404:
+            continue  # not among this environment's versions
+        if status == 200:
+            status, body = endpoint.request(
+                "POST", f"{path}/infer", {"inputs": sample["inputs"]}, timeout=_time_left(deadline)
+            )
+        if status != 200 or not isinstance(body, dict):
+            raise MlgitError(f"smoke check: version {extra.version}'s sample failed with HTTP {status}: {body}")
+        actual = {t["name"]: from_oip(t) for t in body.get("outputs") or []}
+        problems = compare_outputs(sample.get("expected_outputs") or {}, actual, extra.sample.rtol, extra.sample.atol)
+        if problems:
+            raise MlgitError(
+                f"smoke check: version {extra.version} of {name} answered its sample differently than expected",
+                f"check model.versions' {extra.path} against {extra.sample.path}",
+                problems=problems,
+            )
+        checked.append(extra.version)
+    return checked
 
 
 def smoke_url(project: Project, url: str, timeout: float) -> SmokeResult:

@@ -8,9 +8,11 @@ cannot disagree. It depends only on the config: everything above it may import i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from mlgit.config.canary import CanaryConfig
 from mlgit.config.schema import AutoscalingConfig, ExposureConfig, MlgitConfig, Platform, Tier, TlsConfig
+from mlgit.config.serving import ResourcesConfig
 from mlgit.config.types import DNS_LABEL_RE
 from mlgit.errors import MlgitError
 
@@ -25,6 +27,8 @@ LABEL_VALUE_MAX = 63
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MODEL_LABEL = "mlgit.dev/model"
 ENVIRONMENT_LABEL = "mlgit.dev/environment"
+# Instances of one environment share its namespace and environment label: this label tells them apart.
+INSTANCE_LABEL = "mlgit.dev/instance"
 
 
 @dataclass(frozen=True)
@@ -66,10 +70,29 @@ class Target:
     """kubernetes, or openshift (no fixed uid/gid: the restricted SCC assigns them)."""
     wildcard_secret: str | None = None
     """Review apps with review.tls.wildcard: the Secret of the certificate they all share."""
+    instance_name: str | None = None
+    """One of the environment's `instances` (objects <model>-<instance>); None for an environment without."""
+    resources: ResourcesConfig | None = None
+    """The instance's own pod resources; None: serving.resources, as the base has them."""
+    canary: CanaryConfig | None = None
+    """environments.<env>.canary: a second Deployment `canary_name` behind the same host (docs/canary.md)."""
+
+    @property
+    def canary_name(self) -> str:
+        """Name of the canary Deployment and Service (and prefix of its other objects)."""
+        return f"{self.name}-canary"
+
+    @property
+    def canary_instance(self) -> str:
+        """app.kubernetes.io/instance of the canary's pods: another instance, so that the stable Deployment's
+        selector (immutable, unchanged since the environment began) and Service never select them."""
+        return f"{self.instance}-canary"
 
     @property
     def display_name(self) -> str:
-        """The target in messages: `dev`, or `review (my-branch)`."""
+        """The target in messages: `dev`, `prod/eu` (an instance), or `review (my-branch)`."""
+        if self.instance_name:
+            return f"{self.env}/{self.instance_name}"
         return f"{self.env} ({self.slug})" if self.slug else self.env
 
     @property
@@ -92,13 +115,16 @@ class Target:
             MANAGED_BY_LABEL: "mlgit",
             MODEL_LABEL: self.model,
             ENVIRONMENT_LABEL: self.environment_label,
+            **({INSTANCE_LABEL: self.instance_name} if self.instance_name else {}),
         }
 
     @property
     def selector(self) -> str:
-        """Selects exactly this model's objects in this target on a cluster, nothing else's."""
+        """Selects exactly this model's objects in this target on a cluster, nothing else's (an instance's:
+        not its sibling instances')."""
         labels = self.labels
-        return ",".join(f"{k}={labels[k]}" for k in (MANAGED_BY_LABEL, MODEL_LABEL, ENVIRONMENT_LABEL))
+        keys = (MANAGED_BY_LABEL, MODEL_LABEL, ENVIRONMENT_LABEL, *([INSTANCE_LABEL] if self.instance_name else []))
+        return ",".join(f"{k}={labels[k]}" for k in keys)
 
     @property
     def url(self) -> str | None:
@@ -107,6 +133,17 @@ class Target:
         if self.exposure.kind == "none" or self.host is None:
             return None
         return url(self.host, https=self.tls.enabled)
+
+    @property
+    def grpc_host(self) -> str | None:
+        """The host gRPC clients connect to (port 443) when serving.grpc_port is set: the public host itself
+        behind an Ingress (ingress-nginx tells gRPC from HTTP by path), grpc.<host> behind a Gateway (a
+        GRPCRoute and an HTTPRoute sharing a hostname on one listener conflict: Gateway API accepts only the
+        older). None for kinds route and none, and before a review app has a slug; review apps get no gRPC
+        exposure at all (docs/grpc.md)."""
+        if self.host is None or self.exposure.kind not in ("ingress", "gateway"):
+            return None
+        return f"grpc.{self.host}" if self.exposure.kind == "gateway" else self.host
 
     @property
     def tls_secret(self) -> str:
@@ -185,6 +222,7 @@ def target(
             replicas=cfg.replicas,
             autoscaling=cfg.autoscaling if cfg.autoscaling.enabled else None,
             platform=cfg.platform or config.platform,
+            canary=cfg.canary,
         )
     if slug is None and not overlay:
         raise MlgitError(
@@ -194,6 +232,44 @@ def target(
     if slug is not None:
         _check_slug(config, slug)
     return _review(config, slug, context)
+
+
+def instance_target(config: MlgitConfig, env: str, instance: str, *, context: str | None = None) -> Target:
+    """Instance `instance` of environment `env`; MlgitError names the environment's instances otherwise."""
+    base = target(config, env, context=context)
+    instances = config.environments[env].instances
+    if instance not in instances:
+        known = f"its instances are {', '.join(instances)}" if instances else "it declares no instances"
+        raise MlgitError(
+            f"environment {env!r} has no instance {instance!r}: {known}",
+            f"use one of environments.{env}.instances in mlgit.yaml, or drop --instance",
+        )
+    own = instances[instance]
+    assert own.host  # resolved by MlgitConfig
+    autoscaling = own.autoscaling or config.environments[env].autoscaling
+    return replace(
+        base,
+        name=f"{config.name}-{instance}",
+        instance=f"{config.name}-{env}-{instance}",
+        host=own.host,
+        replicas=own.replicas or base.replicas,
+        autoscaling=autoscaling if autoscaling.enabled else None,
+        instance_name=instance,
+        resources=own.resources,
+    )
+
+
+def targets_of(
+    config: MlgitConfig, env: str, slug: str | None = None, instance: str | None = None, *, context: str | None = None
+) -> list[Target]:
+    """What a command on `env` acts on: the environment, or each of its instances (only `instance`, if given)."""
+    if instance is not None:
+        if env == REVIEW:
+            raise MlgitError("--instance is for environments with instances, not review apps", "drop --instance")
+        return [instance_target(config, env, instance, context=context)]
+    if env != REVIEW and env in config.environments and config.environments[env].instances:
+        return [instance_target(config, env, name, context=context) for name in config.environments[env].instances]
+    return [target(config, env, slug, context=context)]
 
 
 def pipeline_review_target(config: MlgitConfig) -> Target:

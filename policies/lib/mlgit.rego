@@ -155,6 +155,15 @@ pinned(image) if regex.match(`@sha256:[a-f0-9]{64}$`, image)
 
 production if tier == "production"
 
+# A canary (docs/canary.md): the Deployment beside the stable whose pods carry mlgit.dev/track canary. It runs a
+# few pods for a while; the stable carries the environment's availability (replicas, PodDisruptionBudget,
+# autoscaling), and MLGIT-IMG-005 judges the canary's image.
+canary(labels) if labels["mlgit.dev/track"] == "canary"
+
+# The workload `r` is a canary. A function of its own so that `not canary_workload(r)` holds for a workload
+# without a pod template: OPA moves a call nested in `not` out of the negation, where undefined fails the rule.
+canary_workload(r) if canary(pod_labels(r))
+
 deployments := of_kind("Deployment")
 
 # The HorizontalPodAutoscaler that scales the workload `kind`/`name`, if any.

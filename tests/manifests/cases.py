@@ -1,10 +1,11 @@
 """Model repositories the manifest tests render and build: every shipped example plus variants of the
 linear model covering what the examples do not (GPU with autoscaling on in-flight requests and
 monitoring overridden per environment; Gateway API with a namespaced Issuer, per-environment exposure and
-TLS overrides)."""
+TLS overrides; gRPC exposed through an Ingress and a GRPCRoute)."""
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,8 +73,64 @@ VARIANTS: dict[str, dict[str, Any]] = {
         },
         "review": {"tls": {"wildcard": True}},
     },
+    # gRPC beside HTTP: an Ingress <name>-grpc in dev and prod, a GRPCRoute under grpc.<host> in staging; review
+    # apps get the port but no gRPC exposure.
+    "linear-grpc": {
+        # auto: two workers under the 2-CPU limit, each with max_request_bytes' memory (3Gi, not the default 2Gi).
+        "serving": {"grpc_port": 9000, "workers": "auto", "resources": {"limits": {"cpu": "2", "memory": "3Gi"}}},
+        "environments": {
+            "dev": {},
+            "staging": {"exposure": {"kind": "gateway", "gateway": {"name": "public", "namespace": "gateway-system"}}},
+            "prod": {},
+        },
+    },
+    # Named instances (prod: two, one with its own host, replicas and resources) and a second model version
+    # in the image, which staging does not serve (docs/instances.md).
+    "linear-instances": {
+        "model": {"versions": [{"version": "2", "path": "model/v2/model.onnx"}]},
+        "monitoring": {"enabled": True},
+        "environments": {
+            "dev": {},
+            "staging": {"versions": ["1"]},
+            "prod": {
+                "instances": {
+                    "eu": {},
+                    "us": {
+                        "host": "us.linear.models.example.com",
+                        "replicas": 3,
+                        "autoscaling": {"enabled": False},
+                        "resources": {
+                            "requests": {"cpu": "1", "memory": "1Gi"},
+                            "limits": {"cpu": "2", "memory": "2Gi"},
+                        },
+                    },
+                }
+            },
+        },
+    },
+    # Canaries (docs/canary.md): split by an ingress-nginx canary Ingress in dev, by HTTPRoute weights with
+    # mirrored requests in staging, by Route alternateBackends in prod (re-encrypting, autoscaled: the HPA scales the
+    # stable alone).
+    "linear-canary": {
+        "monitoring": {"enabled": True},
+        "environments": {
+            "dev": {"canary": {}},
+            "staging": {
+                "exposure": {"kind": "gateway", "gateway": {"name": "public", "namespace": "gateway-system"}},
+                "canary": {"weight": 20, "mirror": True},
+            },
+            "prod": {
+                "platform": "openshift",
+                "exposure": {"kind": "route", "route": {"termination": "reencrypt"}, "public": ["docs"]},
+                "canary": {"replicas": 2},
+            },
+        },
+        "review": {"enabled": False},
+    },
 }
 CASES = [*VARIANTS, *EXAMPLES]
+# Files a variant's mlgit.yaml names besides the scaffold's: path -> the scaffold file it is a copy of.
+EXTRA_FILES = {"linear-instances": {"model/v2/model.onnx": "model/model.onnx"}}
 
 
 @dataclass(frozen=True)
@@ -90,6 +147,9 @@ def make_case(case: str, parent: Path) -> Path:
         return init_repository(InitOptions(target=parent / case, example=case))
     model = write_linear_model(parent / "linear.onnx")
     root = init_repository(InitOptions(target=parent / case, name="linear", model=model))
+    for path, source in EXTRA_FILES.get(case, {}).items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(root / source, root / path)
     doc = read_yaml(root / CONFIG_FILE)
     doc.update(VARIANTS[case])
     (root / CONFIG_FILE).write_text(dump_yaml(doc), encoding="utf-8")

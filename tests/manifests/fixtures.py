@@ -41,6 +41,10 @@ def built(case_repo: Callable[[str], Path]) -> Callable[[str], Built]:
             yaml = {env: out.yaml for env, out in plain.items()}
             if REVIEW in yaml:
                 yaml[REVIEW] = build_env_yaml(project, REVIEW, **build_args(root, REVIEW))
+            # An environment with instances deploys them, each built from deploy/instances/<env>/<instance>.
+            for env, cfg in project.config.environments.items():
+                if cfg.instances:
+                    yaml[env] = build_env_yaml(project, env)
             done[case] = Built(yaml=yaml, warnings={env: out.warnings for env, out in plain.items()})
         return done[case]
 

@@ -94,6 +94,7 @@ def test_the_cases_render_every_custom_resource_kind(built: Callable[[str], Buil
     custom = {key for key in rendered if key in crds.kinds()}
     assert custom == {
         ("cert-manager.io/v1", "Certificate"),
+        ("gateway.networking.k8s.io/v1", "GRPCRoute"),
         ("gateway.networking.k8s.io/v1", "HTTPRoute"),
         ("gateway.networking.k8s.io/v1beta1", "ReferenceGrant"),
         ("monitoring.coreos.com/v1", "PrometheusRule"),
@@ -127,6 +128,7 @@ def _set(obj: dict[str, Any], path: str, value: Any) -> None:
 
 
 GATEWAY, GPU, OPENSHIFT = ("linear-gateway", "prod"), ("linear-gpu", "prod"), ("linear-openshift", "prod")
+GRPC = ("linear-grpc", "staging")
 # A mistake planted into an object mlgit renders, and where the error must point (None: at the planted field).
 PLANTED: list[tuple[tuple[str, str], str, str, Any, str | None]] = [
     (GATEWAY, "Certificate", "spec.issuerRef", DELETE, "spec"),  # required
@@ -138,6 +140,9 @@ PLANTED: list[tuple[tuple[str, str], str, str, Any, str | None]] = [
     (GATEWAY, "HTTPRoute", "spec.rules.0.timeouts.request", "5 minutes", None),  # pattern
     # retry exists in Gateway API's experimental channel only: the standard channel's CRD prunes it.
     (GATEWAY, "HTTPRoute", "spec.rules.0.retry", {"attempts": 2}, "spec.rules.0"),
+    (GRPC, "GRPCRoute", "spec.rules.0.matches.0.method.type", "Prefix", None),  # enum: Exact or RegularExpression
+    (GRPC, "GRPCRoute", "spec.rules.0.backendRefs.0.port", 0, None),  # minimum
+    (GRPC, "GRPCRoute", "spec.rules.0.timeouts", {"request": "60s"}, "spec.rules.0"),  # HTTPRoute's, not GRPCRoute's
     (GATEWAY, "ReferenceGrant", "spec.to.0.kind", "", None),  # minLength
     (GATEWAY, "ReferenceGrant", "apiVersion", "gateway.networking.k8s.io/v1alpha2", ""),  # not served
     (GPU, "ServiceMonitor", "spec.endpoints.0.scheme", "ftp", None),  # enum
@@ -181,6 +186,8 @@ def test_every_object_carries_the_label_contract(
 ) -> None:
     config = load_project(case_repo(case)).config
     for env, text in built(case).yaml.items():
+        if env in config.environments and config.environments[env].instances:
+            continue  # several Deployments, each with its own labels: tests/manifests/test_instances.py
         environment = f"review-{SLUG}" if env == "review" else env
         instance = f"{config.name}-review-{SLUG}" if env == "review" else f"{config.name}-{env}"
         expected = {
@@ -201,12 +208,16 @@ def test_every_object_carries_the_label_contract(
             labels = {k: v for k, v in obj["metadata"]["labels"].items() if k != "grafana_dashboard"}
             assert labels in ([expected, shared] if env == "review" else [expected]), (env, obj)
         selector = {k: expected[k] for k in SELECTOR_LABELS}
-        (deployment,) = _of_kind(objects, "Deployment")
+        # A canary's own selectors and track: tests/manifests/test_canary_render.py; its stable pods say "stable".
+        canary = env in config.environments and config.environments[env].canary is not None
+        track = {"mlgit.dev/track": "stable"} if canary else {}
+        stable = [o for o in objects if not o["metadata"]["name"].startswith(f"{config.name}-canary")]
+        (deployment,) = _of_kind(stable, "Deployment")
         assert deployment["spec"]["selector"]["matchLabels"] == selector
-        assert deployment["spec"]["template"]["metadata"]["labels"] == expected
-        (service,) = _of_kind(objects, "Service")
+        assert deployment["spec"]["template"]["metadata"]["labels"] == {**expected, **track}
+        (service,) = _of_kind(stable, "Service")
         assert service["spec"]["selector"] == selector
-        for policy in _of_kind(objects, "NetworkPolicy") + _of_kind(objects, "PodDisruptionBudget"):
+        for policy in _of_kind(stable, "NetworkPolicy") + _of_kind(stable, "PodDisruptionBudget"):
             assert policy["spec"].get("podSelector", policy["spec"].get("selector"))["matchLabels"] == selector
 
 

@@ -16,6 +16,11 @@ from tests.golden import GoldenFiles
 from tests.manifests.cases import CASES
 
 OVERLAY_FIELDS = {"apiVersion", "kind", "namespace", "resources", "components", "replicas", "labels", "patches"}
+# A canary environment's overlay also copies its weights and pod instance in (mlgit.manifests.canary), and its
+# pin file holds the canary's replicas and weights next to both images (mlgit.manifests.canary_state).
+CANARY_OVERLAY_FIELDS = {"replacements"}
+PIN_FIELDS = {"apiVersion", "kind", "images"}
+CANARY_PIN_FIELDS = {"replicas", "configMapGenerator"}
 DEPRECATED = {"commonLabels", "patchesStrategicMerge", "patchesJson6902", "bases", "vars"}
 
 
@@ -54,8 +59,11 @@ def test_overlays_hold_only_promotion_friendly_fields(case: str, case_repo: Call
     for path in kustomizations:
         assert not DEPRECATED & set(_yaml(path)), path
     for path in (root / DEPLOY / "overlays").glob("*/kustomization.yaml"):
-        assert set(_yaml(path)) <= OVERLAY_FIELDS, path
-        assert set(_yaml(path.parent / "image" / "kustomization.yaml")) == {"apiVersion", "kind", "images"}
+        env = load_project(root).config.environments.get(path.parent.name)
+        canary = env is not None and env.canary is not None
+        overlay_extra, pin_extra = (CANARY_OVERLAY_FIELDS, CANARY_PIN_FIELDS) if canary else (set(), set())
+        assert set(_yaml(path)) <= OVERLAY_FIELDS | overlay_extra, path
+        assert set(_yaml(path.parent / "image" / "kustomization.yaml")) == PIN_FIELDS | pin_extra
 
 
 def test_components_follow_the_config(case_repo: Callable[[str], Path]) -> None:

@@ -127,11 +127,16 @@ class PrometheusProcess:
 
 
 def start_prometheus(
-    workdir: Path, targets: list[str], rule_groups: list[dict[str, Any]], labels: dict[str, str]
+    workdir: Path,
+    targets: list[str],
+    rule_groups: list[dict[str, Any]],
+    labels: dict[str, str],
+    static_configs: list[dict[str, Any]] | None = None,
 ) -> PrometheusProcess:
     """Prometheus scraping `targets` and evaluating `rule_groups` every second, its TSDB under `workdir`.
     `labels` go on every scraped series, as prometheus-operator adds `namespace` and `pod` in a cluster
-    (the rules and the dashboard select on them)."""
+    (the rules and the dashboard select on them). `static_configs`, when given, replaces targets and labels:
+    several groups of targets, each with its own labels (a canary's and a stable's pods)."""
     workdir.mkdir(parents=True, exist_ok=True)
     rules = workdir / "rules.yaml"
     rules.write_text(yaml.safe_dump({"groups": [{**group, "interval": "1s"} for group in rule_groups]}))
@@ -142,7 +147,10 @@ def start_prometheus(
                 "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
                 "rule_files": [str(rules)],
                 "scrape_configs": [
-                    {"job_name": "mlgit-serving", "static_configs": [{"targets": targets, "labels": labels}]}
+                    {
+                        "job_name": "mlgit-serving",
+                        "static_configs": static_configs or [{"targets": targets, "labels": labels}],
+                    }
                 ],
             }
         )

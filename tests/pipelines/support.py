@@ -35,7 +35,16 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "review": {"deploy": "manual", "auto_stop_in": "1 week", "kube_context": "ml/agents:dev"},
         "promotion": {"order": ["dev", "qa", "prod"], "auto_deploy": True},
     },
+    # prod runs two instances: a GitLab environment, a deploy and a destroy job each (docs/instances.md).
+    "instances": {"environments": {"dev": {}, "staging": {}, "prod": {"instances": {"eu": {}, "us": {}}}}},
     "prod-only": {"environments": {"prod": {}}, "review": {"enabled": False}, "pipeline": {"mode": "component"}},
+    # Canaries in staging (promotions deploy it by themselves: its analysis starts a window later) and prod
+    # (deployed by a button: its analysis is one too).
+    "canary": {
+        "environments": {"dev": {}, "staging": {"canary": {"analysis": {"window": "15m"}}}, "prod": {"canary": {}}},
+        "promotion": {"auto_deploy": True},
+        "monitoring": {"prometheus_url": "http://prometheus-operated.monitoring:9090"},
+    },
 }
 _SAFE = YAML(typ="safe", pure=True)
 JOB_KEYWORDS_NOT_JOBS = {"workflow", "stages", "variables", "include", "default", "spec"}
@@ -165,14 +174,18 @@ class Pipeline:
         return subprocess.run(argv, cwd=self.repo, env=self.env, capture_output=True, text=True, timeout=120)
 
     def listed(self, variables: list[str] = (), unset: list[str] = ()) -> dict[str, str]:
+        """The jobs the pipeline has and their `when`, jobs that rules make `never` left out."""
+        return {job["name"]: job["when"] for job in self.list_json(variables, unset) if job["when"] != "never"}
+
+    def list_json(self, variables: list[str] = (), unset: list[str] = ()) -> list[dict[str, Any]]:
+        """Every job as gitlab-ci-local's --list-json shows it after the rules: name, when, allow_failure..."""
         args = [a for v in variables for a in ("--variable", v)] + [a for u in unset for a in ("--unset-variable", u)]
         overridden = [v.split("=", 1)[0] for v in variables]
         if overridden:  # on purpose: that is how each situation is made
             args += ["--ignore-predefined-vars", ",".join(overridden)]
         result = self.run("--list-json", *args)
         assert result.returncode == 0, result.stderr + result.stdout
-        listed: list[dict[str, Any]] = json.loads(result.stdout[re.search(r"^\[", result.stdout, re.M).start() :])
-        return {job["name"]: job["when"] for job in listed if job["when"] != "never"}
+        return json.loads(result.stdout[re.search(r"^\[", result.stdout, re.M).start() :])
 
     def preview(self) -> dict[str, dict[str, Any]]:
         from ruamel.yaml import YAML

@@ -66,7 +66,27 @@ EXPECTED: dict[str, dict[str, dict[str, str]]] = {
         "promoted to prod": TEST_AND_BUILD | _pair("dev", AUTO) | _pair("prod", MANUAL) | {"promote-to-qa": MANUAL},
     },
 }
+# analyze-<env> follows each deploy of an environment with a canary: a window later, or as a button.
+EXPECTED["canary"] = {
+    **{situation: EXPECTED["default"][situation] for situation in ("feature branch", "merge request", "tag")},
+    "promotion merge request": TEST_AND_BUILD | {"review": AUTO, "stop-review": MANUAL, "promotion-diff-staging": AUTO},
+    "default branch": TEST_AND_BUILD | _pair("dev", MANUAL) | {"promote-to-staging": MANUAL},
+    "promoted to staging": TEST_AND_BUILD
+    | _pair("dev", MANUAL)
+    | _pair("staging", AUTO)
+    | {"promote-to-staging": MANUAL, "promote-to-prod": MANUAL, "analyze-staging": "delayed"},
+    "promoted to prod": TEST_AND_BUILD
+    | _pair("dev", MANUAL)
+    | _pair("prod", MANUAL)
+    | {"promote-to-staging": MANUAL, "analyze-prod": MANUAL},
+}
 EXPECTED["component"] = EXPECTED["default"]
+# The same flow, with each prod instance's own deploy and destroy jobs where prod's pair was.
+EXPECTED["instances"] = {
+    situation: {job: when for job, when in jobs.items() if job not in _pair("prod", MANUAL)}
+    | (_pair("prod-eu", MANUAL) | _pair("prod-us", MANUAL) if "deploy-prod" in jobs else {})
+    for situation, jobs in EXPECTED["default"].items()
+}
 
 
 def _situations(pipeline: Pipeline, later: list[str]) -> dict[str, dict[str, str]]:
@@ -97,7 +117,8 @@ def test_jobs_per_situation(variant: str, pipeline_repo: Repo, gitlab_ci_local: 
         for name in listed:
             environment = defined[name].get("environment")
             if name.startswith(("deploy-", "destroy-")):
-                assert environment["name"] == name.split("-", 1)[1], name
+                # deploy-prod-eu deploys the GitLab environment prod/eu: an instance of prod.
+                assert environment["name"].replace("/", "-") == name.split("-", 1)[1], name
             if environment and "on_stop" in environment:
                 stop = environment["on_stop"]
                 assert stop in listed, f"{situation}: {name} stops with {stop}, which this pipeline lacks"
@@ -111,3 +132,15 @@ def test_test_stage_jobs_run_in_the_shell(pipeline_repo: Repo, gitlab_ci_local: 
     result = pipeline.run("--force-shell-executor", "validate", "render-check", "model-test")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "1 passed" in result.stdout
+
+
+def test_analysis_fails_on_a_failed_canary_and_passes_on_too_little_traffic(
+    pipeline_repo: Repo, gitlab_ci_local: str, tmp_path: Path
+) -> None:
+    """analyze-<env> fails on exit 4 (the canary failed) and is allowed to fail on exit 5 (inconclusive), as a
+    delayed job (staging) and as a button (prod): no rule-level allow_failure may replace the exit codes."""
+    pipeline = Pipeline(pipeline_repo("linear-canary"), tmp_path, gitlab_ci_local)
+    for env, when in (("staging", "delayed"), ("prod", MANUAL)):
+        pipeline.commit_change(f"deploy/overlays/{env}/image/kustomization.yaml")
+        job = {job["name"]: job for job in pipeline.list_json()}[f"analyze-{env}"]
+        assert (job["when"], job["allow_failure"]) == (when, {"exit_codes": [5]}), env

@@ -25,7 +25,7 @@ JOB_TEMPLATES = [
     *sorted((REPO_ROOT / "pipelines").glob("gitlab-ci.*.yml.j2")),
 ]
 VARIABLE = re.compile(r"\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+\b|\bKUBECONFIG\b")
-HEADER_CASES = ["linear-default", "linear-custom", "linear-prod-only", "iris-classifier-component"]
+HEADER_CASES = ["linear-default", "linear-custom", "linear-prod-only", "linear-canary", "iris-classifier-component"]
 
 
 # --- which variables the CLI reads: its environment lookups, resolved statically --------------------

@@ -61,7 +61,7 @@ def test_every_policy_has_a_passing_and_a_failing_case(policies: PolicySet) -> N
 
 
 def test_every_policy_is_documented(policies: PolicySet) -> None:
-    assert len(policies.policies) == 25
+    assert len(policies.policies) == 28
     for policy in policies.policies:
         assert policy.id.startswith("MLGIT-"), policy.path
         assert policy.title and policy.description and policy.remediation, policy.id

@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mlgit.main import app
+from mlgit.policy.engine import PolicySet
 from tests.policy.environments import DIGEST
 
 pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (kustomize) is not installed")
@@ -138,7 +139,7 @@ def test_syntax_error_in_team_policy_names_file_and_line(repo: Path) -> None:
     assert "Traceback" not in output
 
 
-def test_json_format(repo: Path) -> None:
+def test_json_format(repo: Path, policies: PolicySet) -> None:
     _pin_tag(repo)
     code, report = _check_json(repo)
     assert code == 3
@@ -149,10 +150,10 @@ def test_json_format(repo: Path) -> None:
     assert finding["policy"] == "MLGIT-IMG-002"
     assert finding["resource"]["kind"] == "Deployment"
     assert finding["remediation"]
-    assert len(report["summary"]["policies"]) == 25
+    assert len(report["summary"]["policies"]) == len(policies.policies)
 
 
-def test_junit_format_to_file(repo: Path, tmp_path: Path) -> None:
+def test_junit_format_to_file(repo: Path, tmp_path: Path, policies: PolicySet) -> None:
     _pin_tag(repo)
     target = tmp_path / "reports" / "policy.xml"
     code, output = _check(repo, "--format", "junit", "--output", str(target))
@@ -164,7 +165,7 @@ def test_junit_format_to_file(repo: Path, tmp_path: Path) -> None:
     names = [s.get("name") for s in suites]
     assert names == ["policy dev", "policy staging", "policy prod", "policy review", "policy pipeline"]
     prod = suites[2]
-    assert prod.get("tests") == "25"
+    assert prod.get("tests") == str(len(policies.policies))
     failures = [c for c in prod if c.find("failure") is not None]
     assert [c.get("name").split()[0] for c in failures] == ["MLGIT-IMG-002"]
     assert "not pinned by digest" in (failures[0].find("failure").text or "")

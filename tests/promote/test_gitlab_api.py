@@ -140,3 +140,16 @@ def test_project_from_ci_variables_and_tokens() -> None:
         project_ref({}, "/local/path.git")
     assert api_token({"GITLAB_TOKEN": "a", "MLGIT_GITLAB_TOKEN": "b"}) == "b"
     assert api_token({"CI_JOB_TOKEN": "job"}) is None
+
+
+@responses.activate
+def test_merge_that_gitlab_refuses_names_why() -> None:
+    responses.get(MRS, json=[OPEN_MR])
+    responses.put(f"{MRS}/3/merge", status=406, json={"message": "Branch cannot be merged"})
+    with pytest.raises(MlgitError, match=r"GitLab did not merge !3 \(HTTP 406: Branch cannot be merged\)") as caught:
+        _project().merge("mlgit/canary-staging", "main", pause_seconds=0)
+    assert "merge it by hand" in (caught.value.hint or "")
+    assert len([c for c in responses.calls if c.request.method == "PUT"]) == 1  # 406 is final: no retry
+    responses.replace(responses.GET, MRS, json=[])
+    with pytest.raises(MlgitError, match=r"no open merge request from mlgit/canary-staging into main"):
+        _project().merge("mlgit/canary-staging", "main", pause_seconds=0)

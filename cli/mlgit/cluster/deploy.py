@@ -82,43 +82,56 @@ class _Attempt:
     template_changed: bool
 
 
-def _fail(
-    cluster: Cluster, target: Target, options: DeployOptions, attempt: _Attempt, failure: MlgitError
-) -> MlgitError:
-    """Diagnose, roll back where that helps, and return the error deploy exits with.
-
-    The failure's own hint (say, the RBAC permission a smoke check lacked) comes first in the result's.
-    """
-    name, before = failure.message, attempt.before
+def _undo(cluster: Cluster, target: Target, options: DeployOptions, attempt: _Attempt) -> tuple[str, str]:
+    """Diagnose one Deployment of a failed deploy and roll it back where that helps: (what to add to the
+    error's message, what happened, for its hint)."""
+    before = attempt.before
     live = cluster.get("apps/v1", "Deployment", attempt.deployment, target.namespace)
-    err.print(f"[red]deploy failed:[/] {escape(name)}")
     if live is not None:
         try:
             for line in diagnose(cluster, live):
                 err.print(f"  {escape(line)}")
         except MlgitError as exc:
             err.print(f"  [dim](no diagnosis: {escape(exc.message)})[/]")
-
-    def outcome(message: str, what_happened: str) -> MlgitError:
-        return MlgitError(message, "; ".join(filter(None, [failure.hint, what_happened])))
-
     if before is None:
-        return outcome(name, "this was the first deploy: nothing to roll back to; `mlgit destroy` removes it")
+        return "", "this was the first deploy: nothing to roll back to; `mlgit destroy` removes it"
     if not options.rollback:
-        restore = f"`mlgit rollback --env {target.env}` restores the previous revision"
-        return outcome(name, f"rollback skipped (--no-rollback); {restore}")
+        which = f" --instance {target.instance_name}" if target.instance_name else ""
+        restore = f"`mlgit rollback --env {target.env}{which}` restores the previous revision"
+        return "", f"rollback skipped (--no-rollback); {restore}"
     if not attempt.template_changed:
-        return outcome(name, "the pod template did not change in this deploy, so rolling back would not help")
+        return "", "the pod template did not change in this deploy, so rolling back would not help"
     previous = rollback.revision_of(before)  # what served before this deploy
     if live is None or previous is None:
-        return outcome(name, "the previous revision is unknown: nothing to roll back to")
+        return "", "the previous revision is unknown: nothing to roll back to"
     to = rollback.rollback(cluster, live, previous)
     err.print(f"[yellow]rolled back[/] deployment/{escape(live['metadata']['name'])} to revision {to}")
     try:
         rollout.wait_for_rollout(cluster, target.namespace, live["metadata"]["name"], options.timeout)
     except rollout.RolloutFailed as again:
-        return outcome(f"{name}; the rollback to revision {to} did not finish either: {again.message}", "")
-    return outcome(f"{name}; rolled back to revision {to}", "the previous version is serving again")
+        return f"the rollback to revision {to} did not finish either: {again.message}", ""
+    return f"rolled back to revision {to}", "the previous version is serving again"
+
+
+def _fail(
+    cluster: Cluster, target: Target, options: DeployOptions, attempts: list[_Attempt], failure: MlgitError
+) -> MlgitError:
+    """Diagnose, roll back where that helps, and return the error deploy exits with.
+
+    `attempts`: the stable Deployment, then the canary's when this deploy rolled it out; with both, only those
+    whose pod template changed are rolled back (and named). The failure's own hint (say, the RBAC permission a
+    smoke check lacked) comes first in the result's.
+    """
+    err.print(f"[red]deploy failed:[/] {escape(failure.message)}")
+    changed = [a for a in attempts if a.template_changed]
+    undone = changed if len(attempts) > 1 and changed else attempts[:1]
+    message, hints = [failure.message], [failure.hint]
+    for attempt in undone:
+        done, what_happened = _undo(cluster, target, options, attempt)
+        named = len(attempts) > 1 and bool(done)
+        message.append(f"deployment/{attempt.deployment} {done}" if named else done)
+        hints.append(what_happened)
+    return MlgitError("; ".join(filter(None, message)), "; ".join(filter(None, hints)))
 
 
 def _record(path: Path, image: str, result: SmokeResult | None) -> None:
@@ -142,9 +155,19 @@ def _report_pruned(pruned: list[apply.Change], applied: list[apply.Change], targ
         out.print(f"{target.display_name}: unchanged ({len(applied)} objects, image {image})")
 
 
+def _rolled_out(target: Target, objects: list[Obj]) -> dict[str, Obj]:
+    """The Deployments a deploy waits for and smoke-checks, by name: the stable first, then the canary while it
+    runs replicas (docs/canary.md)."""
+    deployments = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Deployment"}
+    canary = deployments.pop(target.canary_name, None) if target.canary is not None else None
+    if canary is not None and (canary.get("spec") or {}).get("replicas", 1) > 0:
+        deployments[target.canary_name] = canary
+    return deployments
+
+
 def deploy(project: Project, target: Target, options: DeployOptions) -> None:
     image = pinned_image(project, target, options.image)
-    objects = build_env(project, target.env, image=image, slug=target.slug)
+    objects = build_env(project, target.env, image=image, slug=target.slug, instance=target.instance_name)
     cluster = connect(target.context, target.context_setting)
     objects = apply.place(cluster, target, objects)
     # Before anything is applied (a dry run says the same): pods without their Secrets never start.
@@ -152,33 +175,38 @@ def deploy(project: Project, target: Target, options: DeployOptions) -> None:
     if options.dry_run:
         _dry_run(cluster, target, objects, options.force_conflicts)
         return
-    deployments = [o for o in objects if o["kind"] == "Deployment"]
-    name = deployments[0]["metadata"]["name"] if deployments else ""
-    before = cluster.get("apps/v1", "Deployment", name, target.namespace) if deployments else None
+    deployments = _rolled_out(target, objects)
+    befores = {name: cluster.get("apps/v1", "Deployment", name, target.namespace) for name in deployments}
     changes = [c for c in [apply.ensure_namespace(cluster, target)] if c]
     changes += apply.apply_objects(cluster, objects, force_conflicts=options.force_conflicts)
     _report(changes)
     if not deployments or not options.wait:
         _report_pruned(apply.prune(cluster, target, objects), changes, target, image)
         return
-    changed = any(c.key == key(deployments[0]) and c.action != "unchanged" for c in changes)
-    attempt = _Attempt(name, before, changed)
+    attempts = []
+    for name, obj in deployments.items():
+        changed = any(c.key == key(obj) and c.action != "unchanged" for c in changes)
+        attempts.append(_Attempt(name, befores[name], changed))
     try:
-        err.print(f"rollout: {escape(rollout.wait_for_rollout(cluster, target.namespace, name, options.timeout))}")
+        for name in deployments:
+            waited = rollout.wait_for_rollout(cluster, target.namespace, name, options.timeout)
+            err.print(f"rollout: {escape(waited)}" if len(deployments) == 1 else f"rollout of {name}: {escape(waited)}")
         result = None
         if options.smoke is None:
             skipped = f"smoke check skipped ({options.smoke_skipped_by}): the sample request was not sent"
             out.print(f"[yellow]{escape(skipped)}[/]")
         else:
-            live = cluster.get("apps/v1", "Deployment", name, target.namespace)
-            assert live is not None  # the rollout just completed
-            with options.smoke(cluster, live) as endpoint:
-                result = smoke_check(endpoint, project)
-            out.print(escape(str(result)))
+            # The stable's result is the deploy's evidence; a running canary must pass the same check.
+            for name in reversed(deployments):
+                live = cluster.get("apps/v1", "Deployment", name, target.namespace)
+                assert live is not None  # the rollout just completed
+                with options.smoke(cluster, live) as endpoint:
+                    result = smoke_check(endpoint, project)
+                out.print(escape(str(result)) if len(deployments) == 1 else f"{escape(name)}: {escape(str(result))}")
         if options.dotenv is not None:
             _record(options.dotenv, image, result)
     except MlgitError as failure:
-        raise _fail(cluster, target, options, attempt, failure) from None
+        raise _fail(cluster, target, options, attempts, failure) from None
     # Only now: a failed rollout rolls back to a revision whose objects must still exist.
     _report_pruned(apply.prune(cluster, target, objects), changes, target, image)
     where = target.url or f"service in namespace {target.namespace} (no public route)"

@@ -8,6 +8,7 @@ from mlgit.cluster.client import Cluster
 from mlgit.cluster.rollback import REVISION
 from mlgit.cluster.rollout import RolloutFailed, assess
 from mlgit.config.load import Project
+from mlgit.manifests.canary_state import read_canary
 from mlgit.targets import Target, url
 
 
@@ -52,13 +53,13 @@ def environment_status(project: Project, target: Target, cluster: Cluster, desir
         "desired_image": desired,
         "desired_digest": digest(desired),
         "deployed": False,
+        **({"instance": target.instance_name} if target.instance_name else {}),
     }
-    deployments = cluster.list("apps/v1", "Deployment", namespace, selector)
-    if not deployments:
+    deployments = {d["metadata"]["name"]: d for d in cluster.list("apps/v1", "Deployment", namespace, selector)}
+    deployment = deployments.get(target.name)
+    if deployment is None:
         return record
-    deployment = deployments[0]
-    containers = deployment["spec"]["template"]["spec"]["containers"]
-    model = next((c for c in containers if c["image"].startswith(project.config.image.repository)), containers[0])
+    model = _server(project, deployment)
     status = deployment.get("status") or {}
     certificates = cluster.list("cert-manager.io/v1", "Certificate", namespace, selector)
     record.update(
@@ -76,4 +77,64 @@ def environment_status(project: Project, target: Target, cluster: Cluster, desir
         revision=(deployment["metadata"].get("annotations") or {}).get(REVISION),
         rollout=_rollout(deployment),
     )
+    if target.canary is not None:
+        record["canary"] = _canary(project, target, cluster, deployments.get(target.canary_name))
+    return record
+
+
+def _server(project: Project, deployment: dict[str, Any]) -> dict[str, Any]:
+    containers = deployment["spec"]["template"]["spec"]["containers"]
+    return next((c for c in containers if c["image"].startswith(project.config.image.repository)), containers[0])
+
+
+def _canary_weight(cluster: Cluster, target: Target) -> int | None:
+    """The canary's share of requests in percent as the live route has it (None: no route splits)."""
+    namespace, canary = target.namespace, target.canary_name
+    kind = target.exposure.kind
+    if kind == "gateway":
+        route = cluster.get("gateway.networking.k8s.io/v1", "HTTPRoute", target.name, namespace)
+        for rule in ((route or {}).get("spec") or {}).get("rules") or []:
+            refs = rule.get("backendRefs") or []
+            total = sum(r.get("weight", 1) for r in refs)
+            for ref in refs:
+                if ref.get("name") == canary and total:
+                    return round(100 * ref.get("weight", 1) / total)
+    if kind == "ingress":
+        ingress = cluster.get("networking.k8s.io/v1", "Ingress", canary, namespace)
+        annotations = ((ingress or {}).get("metadata") or {}).get("annotations") or {}
+        weight = annotations.get("nginx.ingress.kubernetes.io/canary-weight")
+        if weight is not None and weight.isdigit():
+            total = annotations.get("nginx.ingress.kubernetes.io/canary-weight-total", "100")
+            return round(100 * int(weight) / int(total)) if total.isdigit() and int(total) else None
+    if kind == "route":
+        route = cluster.get("route.openshift.io/v1", "Route", target.name, namespace)
+        spec = (route or {}).get("spec") or {}
+        backends = [spec.get("to") or {}, *(spec.get("alternateBackends") or [])]
+        total = sum(b.get("weight", 100) for b in backends)
+        for backend in backends:
+            if backend.get("name") == canary and total:
+                return round(100 * backend.get("weight", 100) / total)
+    return None
+
+
+def _canary(project: Project, target: Target, cluster: Cluster, deployment: dict[str, Any] | None) -> dict[str, Any]:
+    """The canary beside the stable: desired (the pin file) against running digest, replicas, and the split."""
+    state = read_canary(project.root, target.env)
+    record: dict[str, Any] = {
+        "desired_image": state.canary,
+        "desired_digest": digest(state.canary),
+        "desired_weight": state.weight,
+        "desired_replicas": state.replicas,
+        "deployed": deployment is not None,
+        "weight": _canary_weight(cluster, target),
+    }
+    if deployment is not None:
+        image = _server(project, deployment)["image"]
+        status = deployment.get("status") or {}
+        record.update(
+            running_image=image,
+            running_digest=digest(image),
+            replicas={"ready": status.get("readyReplicas", 0), "desired": deployment["spec"].get("replicas", 1)},
+            rollout=_rollout(deployment),
+        )
     return record

@@ -6,6 +6,7 @@ is an MlgitError: a message, a hint, exit code 1.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -23,6 +24,9 @@ from mlgit.yes_no import yes_no
 
 EnvOpt = typer.Option(..., "--env", help="Environment from mlgit.yaml, or `review` with --slug.")
 SlugOpt = typer.Option(None, "--slug", help="Review app: the merge request's branch slug (with --env review).")
+InstanceOpt = typer.Option(
+    None, "--instance", help="One of the environment's instances (default: every instance, one after the other)."
+)
 ContextOpt = typer.Option(
     None, "--context", help="Kubernetes context (default: mlgit.yaml kube_context, then current)."
 )
@@ -48,6 +52,7 @@ def deploy(
         None, "--image", help="Image to run, REF@sha256:DIGEST (default: the pin in git)."
     ),
     slug: str | None = SlugOpt,
+    instance: str | None = InstanceOpt,
     context: str | None = ContextOpt,
     timeout: float = TimeoutOpt,
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the diff against the cluster; change nothing."),
@@ -80,7 +85,7 @@ def deploy(
 
     skipped_by = smoke_skipped_by(skip_smoke)
     project = load_project(directory)
-    target = targets.target(project.config, env, slug, context=context)
+    chosen = targets.targets_of(project.config, env, slug, instance, context=context)
     options = DeployOptions(
         image=image,
         timeout=timeout,
@@ -92,12 +97,19 @@ def deploy(
         smoke_skipped_by=skipped_by or "",
         dotenv=dotenv,
     )
-    run_deploy(project, target, options)
+    # Instances one after the other: the first failure stops the rest, which keep their running version.
+    for target in chosen:
+        run_deploy(project, target, options)
+    if instance is None and chosen[0].instance_name:
+        from mlgit.cluster.instances import prune_undeclared
+
+        prune_undeclared(project.config, env, context=context, timeout=timeout, dry_run=dry_run)
 
 
 def destroy(
     env: str = EnvOpt,
     slug: str | None = SlugOpt,
+    instance: str | None = InstanceOpt,
     yes: bool = typer.Option(False, "--yes", help="Confirm destroying a production-tier environment."),
     context: str | None = ContextOpt,
     timeout: float = TimeoutOpt,
@@ -113,25 +125,33 @@ def destroy(
     from mlgit.console import out
 
     project = load_project(directory)
-    target = targets.target(project.config, env, slug, context=context)
-    if target.production and not yes:
-        where = f"production environment {target.display_name} ({target.namespace})"
+    chosen = targets.targets_of(project.config, env, slug, instance, context=context)
+    if chosen[0].production and not yes:
+        names = ", ".join(t.display_name for t in chosen)
+        where = f"production environment {names} ({chosen[0].namespace})"
         question = f"Delete {project.config.name} from {where}?"
         if not sys.stdin.isatty() or not typer.confirm(question, err=True):
+            again = f" --instance {instance}" if instance else ""
             raise MlgitError(
-                f"{target.display_name} is a production environment: not destroyed",
-                f"confirm with `mlgit destroy --env {env} --yes`",
+                f"{names} is a production environment: not destroyed",
+                f"confirm with `mlgit destroy --env {env}{again} --yes`",
             )
-    changes = run_destroy(connect(target.context, target.context_setting), target, timeout)
-    for change in changes:
-        out.print(escape(str(change)))
-    if not changes:
-        out.print(f"{target.display_name}: nothing to destroy (already gone)")
+    for target in chosen:
+        changes = run_destroy(connect(target.context, target.context_setting), target, timeout)
+        for change in changes:
+            out.print(escape(str(change)))
+        if not changes:
+            out.print(f"{target.display_name}: nothing to destroy (already gone)")
+    if instance is None and chosen[0].instance_name:
+        from mlgit.cluster.instances import destroy_rest
+
+        destroy_rest(project.config, env, context=context, timeout=timeout)
 
 
 def status(
     env: str | None = typer.Option(None, "--env", help="One environment (default: all in mlgit.yaml), or review."),
     slug: str | None = SlugOpt,
+    instance: str | None = InstanceOpt,
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     directory: Path = DirArg,
 ) -> None:
@@ -145,8 +165,12 @@ def status(
 
     project = load_project(directory)
     records = []
-    for name in [env] if env else list(project.config.environments):
-        target = targets.target(project.config, name, slug)
+    if instance is not None and env is None:
+        raise MlgitError("--instance needs --env: the environment the instance belongs to", "add --env ENV")
+    names = [env] if env else list(project.config.environments)
+    chosen = [t for name in names for t in targets.targets_of(project.config, name, slug, instance)]
+    for target in chosen:
+        name = target.env
         try:
             records.append(
                 environment_status(
@@ -155,6 +179,12 @@ def status(
             )
         except MlgitError as exc:  # one unreachable cluster must not hide the other environments
             records.append({"environment": target.display_name, "namespace": target.namespace, "error": exc.message})
+    if instance is None:
+        from mlgit.cluster.instances import warn_undeclared
+
+        for first in {t.env: t for t in reversed(chosen) if t.instance_name}.values():
+            with contextlib.suppress(MlgitError):  # an unreachable cluster is already in its instances' records
+                warn_undeclared(connect(first.context, first.context_setting), project.config, first.env)
     if as_json:
         out.print_json(json.dumps(records))
     else:
@@ -186,6 +216,20 @@ def _table(records: list[dict[str, Any]]) -> None:
             r.get("certificate") or "-",
             escape(r.get("rollout", "-")),
         )
+        canary = r.get("canary")
+        if canary:  # the canary's row: its share of requests as the route has it (and the pin file wants)
+            share = f"{canary['weight']}%" if canary["weight"] is not None else "no split"
+            ready = f"{canary['replicas']['ready']}/{canary['replicas']['desired']}" if canary["deployed"] else "-"
+            running = short(canary.get("running_digest") or canary.get("running_image"))
+            table.add_row(
+                f"  canary {share} (wants {canary['desired_weight']}%)",
+                short(canary["desired_digest"] or canary["desired_image"]),
+                running if canary["deployed"] else "not deployed",
+                ready,
+                "",
+                "",
+                escape(canary.get("rollout", "-")),
+            )
     out.print(table)
 
 
@@ -195,6 +239,9 @@ def rollback(
         None, "--revision", help="ReplicaSet revision (default: the previous one).", min=1
     ),
     slug: str | None = SlugOpt,
+    instance: str | None = typer.Option(
+        None, "--instance", help="The instance to roll back, in an environment with instances."
+    ),
     context: str | None = ContextOpt,
     timeout: float = TimeoutOpt,
     directory: Path = DirArg,
@@ -210,10 +257,14 @@ def rollback(
     from mlgit.console import err, out
 
     project = load_project(directory)
-    target = targets.target(project.config, env, slug, context=context)
+    chosen = targets.targets_of(project.config, env, slug, instance, context=context)
+    if len(chosen) > 1:
+        names = ", ".join(t.instance_name or "" for t in chosen)
+        raise MlgitError(f"environment {env!r} has instances ({names}): roll back one", "add --instance NAME")
+    target = chosen[0]
     cluster = connect(target.context, target.context_setting)
-    deployments = cluster.list("apps/v1", "Deployment", target.namespace, target.selector)
-    deployment = deployments[0] if deployments else None
+    # The stable's (a canary is rolled back by its abort merge request: docs/canary.md).
+    deployment = cluster.get("apps/v1", "Deployment", target.name, target.namespace)
     if deployment is None:
         where = f"{target.display_name} (namespace {target.namespace})"
         raise MlgitError(f"{project.config.name} is not deployed in {where}")

@@ -24,12 +24,16 @@ def build(
         None, "--image", help="Image to run instead of the pinned one (REPOSITORY@sha256:... or REPOSITORY:TAG)."
     ),
     slug: str | None = typer.Option(None, "--slug", help="Review apps: the branch slug ($CI_ENVIRONMENT_SLUG)."),
+    instance: str | None = typer.Option(
+        None, "--instance", help="One of the environment's instances (default: every instance, one after the other)."
+    ),
 ) -> None:
     """Print the environment's manifests: its overlay built by `kubectl kustomize`."""
     from mlgit.config.load import load_project
     from mlgit.manifests.build import build_env_yaml
 
-    typer.echo(build_env_yaml(load_project(directory), env, image=image, slug=slug), nl=False)
+    text = build_env_yaml(load_project(directory), env, image=image, slug=slug, instance=instance)
+    typer.echo(text, nl=False)
 
 
 @app.command("diff")

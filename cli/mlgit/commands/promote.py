@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from mlgit.commands.arguments import DirArg
+from mlgit.errors import MlgitError
 
 
 def promote(
@@ -20,13 +21,24 @@ def promote(
     test_report: Path | None = typer.Option(
         None, "--test-report", help="JUnit XML of the model tests, summarised in the description."
     ),
+    canary: bool = typer.Option(
+        False, "--canary", help="Pin it as the target's canary (environments.<to>.canary), not its stable image."
+    ),
+    replace: bool = typer.Option(False, "--replace", help="With --canary: replace a canary running another digest."),
+    verdict: Path | None = typer.Option(
+        None, "--verdict", help="Verdict JSON of `mlgit analyze --output`, shown in the description."
+    ),
     directory: Path = DirArg,
 ) -> None:
     """Pin the source environment's digest in the target's overlay through a merge request.
 
+    With --canary the digest becomes the target's canary at canary.weight (docs/canary.md); `mlgit canary`
+    changes its weight, promotes or aborts it.
+
     Exit 0 also when the target already pins that digest (nothing to promote).
 
-    Exit 1 on a user error (unknown environment, order violated, no permission, push rejected).
+    Exit 1 on a user error (unknown environment, order violated, no permission, push rejected, a canary
+    running in the target: promote or abort it first).
 
     Exit 3 when the target's policies deny the new pin.
     """
@@ -37,6 +49,18 @@ def promote(
     from mlgit.promote import run
 
     project = load_project(directory)
+    if canary:
+        from mlgit.analysis.run import read_verdict
+        from mlgit.commands.canary import report
+        from mlgit.promote.canary import CanaryOptions, start
+
+        found = read_verdict(verdict) if verdict is not None else None
+        step = start(project, source, CanaryOptions(target, dry_run, found), os.environ, image=image,
+                     replace=replace, test_report=test_report)  # fmt: skip
+        report(step, project.config.promotion.labels)
+        return
+    if replace or verdict is not None:
+        raise MlgitError("--replace and --verdict go with --canary", "add --canary, or leave them out")
     options = run.PromoteOptions(source, target, image, dry_run, test_report)
     outcome = run.promote(project, options, os.environ)
     plan = outcome.plan

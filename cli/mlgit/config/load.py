@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,12 @@ class Project:
     config: MlgitConfig
     model: OnnxModel
     sample: dict[str, Any]
-    warnings: tuple[str, ...] = ()  # `file:line:col: field: why` for placeholders (config.placeholders)
+    # `file:line:col: field: why` for placeholders (config.placeholders) and wasteful serving.workers
+    warnings: tuple[str, ...] = ()
+    versions: dict[str, OnnxModel] = field(default_factory=dict)
+    """model.versions: version -> its ONNX model (same signature as `model`)."""
+    version_samples: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The sample request of each of model.versions that has one."""
 
     @property
     def config_path(self) -> Path:
@@ -104,7 +109,7 @@ def parse_config(path: Path) -> tuple[MlgitConfig, Any]:
     return config, doc
 
 
-def _config_location(config_path: Path, doc: Any, loc: tuple[str, ...]) -> Location:
+def _config_location(config_path: Path, doc: Any, loc: tuple[str | int, ...]) -> Location:
     """Where in mlgit.yaml the field at `loc` (or its nearest existing parent) is."""
     return Location(config_path, *(position(doc, loc) or (None, None)))
 
@@ -131,6 +136,45 @@ def _load_model(root: Path, config: MlgitConfig, doc: Any) -> OnnxModel:
     model = read_onnx(model_path)
     check_external_data(model)
     return model
+
+
+def _load_versions(
+    root: Path, config: MlgitConfig, doc: Any, main: OnnxModel
+) -> tuple[dict[str, OnnxModel], dict[str, dict[str, Any]]]:
+    """Each of model.versions, checked like the main model, with the main model's signature (one
+    model-settings.json serves them all), and its sample when it has one."""
+    models, samples = {}, {}
+    config_path = root / CONFIG_FILE
+    for index, extra in enumerate(config.model.versions):
+        where = _config_location(config_path, doc, ("model", "versions", index, "path"))
+        path = root / extra.path
+        if not path.is_file():
+            raise MlgitError(
+                f"model.versions[{index}].path: {extra.path} not found", "put the .onnx file there", location=where
+            )
+        model = read_onnx(path)
+        check_external_data(model)
+        problems = signature_differences(main.signature, model.signature)
+        if problems:
+            raise MlgitError(
+                f"model.versions[{index}]: version {extra.version} ({extra.path}) has another signature than "
+                f"{config.model.path}",
+                "versions in one image share one model-settings.json; serve a model with another signature as a "
+                "model of its own",
+                location=where,
+                problems=problems,
+            )
+        models[extra.version] = model
+        if extra.sample is not None:
+            sample_path = root / extra.sample.path
+            if not sample_path.is_file():
+                raise MlgitError(
+                    f"model.versions[{index}].sample.path: {extra.sample.path} not found",
+                    "create it (docs/contracts.md) or drop the version's sample",
+                    location=_config_location(config_path, doc, ("model", "versions", index, "sample")),
+                )
+            samples[extra.version] = check_sample(sample_path, main.signature)
+    return models, samples
 
 
 def _git_top(start: Path) -> Path | None:
@@ -204,8 +248,22 @@ def load_project(root: Path, *, warn: bool = True) -> Project:
             location=_config_location(config_path, doc, ("serving", "batching")),
         )
     sample = _load_sample(root, config, model, doc)
-    warnings = tuple(placeholder_warnings(config, doc, config_path))
+    versions, version_samples = _load_versions(root, config, doc, model)
+    where = position(doc, ("serving", "workers"))
+    workers_at = Location(config_path, *where) if where else config_path
+    warnings = (
+        *placeholder_warnings(config, doc, config_path),
+        *(f"{workers_at}: serving.workers: {why}" for why in config.serving.worker_warnings()),
+    )
     if warn:
         for warning in warnings:
             print_warning(warning)
-    return Project(root=root, config=config, model=model, sample=sample, warnings=warnings)
+    return Project(
+        root=root,
+        config=config,
+        model=model,
+        sample=sample,
+        warnings=warnings,
+        versions=versions,
+        version_samples=version_samples,
+    )

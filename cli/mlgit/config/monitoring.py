@@ -101,6 +101,11 @@ class MonitoringConfig(Strict):
         description="Sampled request/response payloads sent to an HTTP sink (independent of `enabled`); absent or "
         "null: off. An environment writing `payload_logging: null` turns it off there.",
     )
+    prometheus_url: HttpUrl | None = Field(
+        None,
+        description="The Prometheus that scrapes this environment, whose HTTP API `mlgit analyze` asks for the "
+        "canary's numbers, e.g. http://prometheus-operated.monitoring:9090 (`mlgit analyze --prometheus` wins).",
+    )
 
 
 def resolve_monitoring(own: MonitoringConfig | None, top: MonitoringConfig) -> MonitoringConfig:

@@ -16,8 +16,10 @@ from pydantic import Field, model_validator
 from mlgit import __version__
 from mlgit.config.auth import AuthConfig, default_auth
 from mlgit.config.batch import BatchConfig
+from mlgit.config.canary import CanaryConfig, check_canary_exposure, check_canary_label
+from mlgit.config.instances import InstanceConfig, resolve_instances
 from mlgit.config.monitoring import MonitoringConfig, resolve_monitoring
-from mlgit.config.serving import ImageConfig, ModelConfig, ServingConfig
+from mlgit.config.serving import AutoscalingConfig, ImageConfig, ModelConfig, ServingConfig
 from mlgit.config.types import (
     DNS_NAME_RE,
     AnnotationMap,
@@ -113,22 +115,6 @@ class ReviewTlsConfig(TlsConfig):
     )
 
 
-class AutoscalingConfig(Strict):
-    enabled: bool = Field(False, description="Scale with a HorizontalPodAutoscaler instead of fixed replicas.")
-    min_replicas: PositiveInt = Field(1, description="Fewest pods the autoscaler keeps.")
-    max_replicas: PositiveInt = Field(3, description="Most pods the autoscaler starts.")
-    target_cpu_utilization: int = Field(70, ge=1, le=100, description="Average CPU utilisation target (%).")
-    target_in_flight: PositiveInt | None = Field(
-        None, description="Per-pod in-flight requests target (needs a custom-metrics adapter)."
-    )
-
-    @model_validator(mode="after")
-    def _order(self) -> AutoscalingConfig:
-        if self.min_replicas > self.max_replicas:
-            raise ValueError(f"min_replicas: {self.min_replicas} is greater than max_replicas ({self.max_replicas})")
-        return self
-
-
 Tier = Literal["production", "staging", "testing", "development", "other"]
 
 
@@ -153,6 +139,33 @@ class EnvironmentConfig(Strict):
     monitoring: MonitoringConfig | None = Field(
         None, description="Overrides the top-level monitoring in this environment, sub-section by sub-section."
     )
+    canary: CanaryConfig | None = Field(
+        None,
+        description="Canaries here: a second Deployment <name>-canary behind the same host gets a share of the "
+        "requests; both digests and the weight are state in the pin file (docs/canary.md).",
+    )
+    instances: dict[DnsLabel, InstanceConfig] = Field(
+        default_factory=dict,
+        description="Named instances of the model in this environment (per customer, per region), each with its "
+        "own objects <name>-<instance>, host, replicas and resources, all running the environment's pinned image; "
+        "an environment with instances runs only them (docs/instances.md).",
+    )
+    versions: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="Model versions this environment serves, of model.version and model.versions (default: all); "
+        "the server loads only these and answers 404 for the others. Must include model.version, which the "
+        "unversioned URLs serve.",
+    )
+
+    @model_validator(mode="after")
+    def _instances_alone(self) -> EnvironmentConfig:
+        if self.instances and self.canary is not None:
+            raise ValueError(
+                "instances: an environment with instances cannot have a canary yet; declare the canary in an "
+                "environment without instances (docs/instances.md)"
+            )
+        return self
 
 
 WILDCARD_PREFIX = "{slug}."
@@ -342,6 +355,18 @@ class MlgitConfig(Strict):
                     f"environments.{env}.autoscaling: a CPU-utilisation HPA needs serving.resources.requests.cpu"
                 )
             _check_in_domain(cfg.host, self.domain, f"environments.{env}.host")
+            resolve_instances(self.name, self.domain, env, cfg.host, cfg.instances)
+            for name, instance in cfg.instances.items():
+                assert instance.host is not None  # resolved just above
+                _check_in_domain(instance.host, self.domain, f"environments.{env}.instances.{name}.host")
+                autoscaling = instance.autoscaling or cfg.autoscaling
+                resources = instance.resources or self.serving.resources
+                if autoscaling.enabled and not resources.requests.cpu:
+                    raise ValueError(
+                        f"environments.{env}.instances.{name}.autoscaling: a CPU-utilisation HPA needs "
+                        "resources.requests.cpu"
+                    )
+            self.model.check_versions(cfg.versions, f"environments.{env}.versions")
         namespaces: dict[str, str] = {}
         for env, cfg in self.environments.items():
             if cfg.namespace in namespaces:
@@ -406,6 +431,38 @@ class MlgitConfig(Strict):
             raise ValueError(f"promotion.order: lists an environment twice: {order}")
         self.promotion.order = order
         self.batch.check_environments([*self.environments, *(["review"] if self.review.enabled else [])])
+        return self
+
+    @model_validator(mode="after")
+    def _canary_splittable(self) -> MlgitConfig:
+        """A canary needs a route that splits requests by weight (docs/canary.md)."""
+        for env, cfg in self.environments.items():
+            if cfg.canary is None:
+                continue
+            assert cfg.exposure  # resolved by _resolve, which runs first
+            check_canary_label(self.name, env)
+            check_canary_exposure(env, cfg.canary, cfg.exposure.kind, cfg.exposure.ingress_class)
+        return self
+
+    @model_validator(mode="after")
+    def _grpc_exposable(self) -> MlgitConfig:
+        """gRPC is exposed wherever HTTP is (docs/grpc.md): refuse the exposures that cannot carry it."""
+        if self.serving.grpc_port is None:
+            return self
+        for env, cfg in self.environments.items():
+            assert cfg.exposure and cfg.tls  # resolved by _resolve, which runs first
+            if cfg.exposure.kind == "route":
+                raise ValueError(
+                    f"environments.{env}.exposure.kind: route cannot carry serving.grpc_port: an OpenShift edge or "
+                    "reencrypt Route speaks HTTP/1.1 to the pods, and gRPC needs HTTP/2; expose this environment with "
+                    "kind ingress or gateway, or kind none (gRPC inside the cluster only), or unset serving.grpc_port"
+                )
+            if cfg.exposure.kind == "ingress" and not cfg.tls.enabled:
+                raise ValueError(
+                    f"environments.{env}.tls.enabled: false, but serving.grpc_port is set and ingress-nginx serves "
+                    "HTTP/2, which gRPC needs, on its TLS port only; turn TLS on for this environment, or expose it "
+                    "with kind gateway or none"
+                )
         return self
 
     def _auth(self, own: AuthConfig | None, tier: Tier) -> AuthConfig:

@@ -130,6 +130,28 @@ def _duration(value: str) -> str:
     return value
 
 
+# A Prometheus duration, as range selectors take it: 10m, 1h30m, 90s (units largest first, by convention).
+_PROMETHEUS_DURATION_RE = re.compile(r"^([0-9]+(ms|s|m|h|d|w|y))+$")
+_PROMETHEUS_PART_RE = re.compile(r"([0-9]+)(ms|s|m|h|d|w|y)")
+_PROMETHEUS_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+
+
+def prometheus_seconds(value: str) -> float:
+    """The length of a Prometheus duration in seconds; ValueError unless it is one, longer than 0 (a window
+    of no time measures nothing)."""
+    seconds = 0.0
+    if _PROMETHEUS_DURATION_RE.match(value):
+        seconds = sum(int(n) * _PROMETHEUS_UNIT_SECONDS[unit] for n, unit in _PROMETHEUS_PART_RE.findall(value))
+    if seconds <= 0:
+        raise ValueError(f"{value!r} is not a Prometheus duration longer than 0 (e.g. 10m, 1h, 1h30m, 90s)")
+    return seconds
+
+
+def _prometheus_duration(value: str) -> str:
+    prometheus_seconds(value)
+    return value
+
+
 DnsLabel = Annotated[str, AfterValidator(_dns_label)]
 AnnotationMap = Annotated[dict[str, str], AfterValidator(_annotation_keys)]
 LabelKey = Annotated[str, AfterValidator(_label_key)]
@@ -143,6 +165,7 @@ HttpUrl = Annotated[str, AfterValidator(_http_url)]
 HttpsUrl = Annotated[str, AfterValidator(_https_url)]
 Quantity = Annotated[str, AfterValidator(_quantity)]
 Duration = Annotated[str, AfterValidator(_duration)]
+PrometheusDuration = Annotated[str, AfterValidator(_prometheus_duration)]
 PositiveInt = Annotated[int, Field(ge=1)]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +130,16 @@ def dump_yaml(data: Any) -> str:
     buf = io.StringIO()
     _yaml().dump(data, buf)
     return buf.getvalue()
+
+
+def load_documents(text: str) -> list[Any]:
+    """The non-empty documents of multi-document YAML `text` (rendered manifests, mlgit's own), round-trip."""
+    return [doc for doc in _yaml().load_all(text) if doc]
+
+
+def dump_documents(docs: Iterable[Any]) -> str:
+    """Round-trip documents as one multi-document text, `---` between them."""
+    return "---\n".join(dump_yaml(doc) for doc in docs)
 
 
 def position(doc: Any, loc: tuple[str | int, ...]) -> tuple[int, int] | None:

@@ -17,11 +17,13 @@ from ruamel.yaml import YAML
 
 from mlgit.config.load import Project
 from mlgit.errors import MlgitError
+from mlgit.manifests.canary import stable_image_patch
+from mlgit.manifests.instances import instance_dir
 from mlgit.manifests.kustomize import kustomize
 from mlgit.manifests.openshift import WILDCARD_DIR
 from mlgit.manifests.pins import pinned_name, split_digest_ref
 from mlgit.manifests.render import DEPLOY, exposure_yaml
-from mlgit.targets import Target, target
+from mlgit.targets import Target, targets_of
 
 _KUSTOMIZATION = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization"}
 
@@ -56,9 +58,14 @@ def _wrapped(project: Project, tgt: Target, work: Path, image: str | None) -> Pa
     """Lay out the wrapper kustomization in `work`; return the folder to build."""
     config = project.config
     shutil.copytree(project.root / DEPLOY, work / DEPLOY)
-    app: dict[str, Any] = {"resources": [f"../../{DEPLOY}/overlays/{tgt.env}"]}
+    built = f"instances/{tgt.env}/{tgt.instance_name}" if tgt.instance_name else f"overlays/{tgt.env}"
+    app: dict[str, Any] = {"resources": [f"../../{DEPLOY}/{built}"]}
     if image:
-        app["images"] = [_image_override(pinned_name(project.root, tgt.env), image)]
+        override = _image_override(pinned_name(project.root, tgt.env), image)
+        if tgt.canary is None:
+            app["images"] = [override]
+        else:  # an images entry would also rewrite the canary's image, which has the same repository
+            app["patches"] = [stable_image_patch(tgt, override)]
     resources = ["app"]
     if tgt.slug:
         app["nameSuffix"] = f"-{tgt.slug}"
@@ -79,23 +86,34 @@ def _wrapped(project: Project, tgt: Target, work: Path, image: str | None) -> Pa
     return work / "build"
 
 
-def build_env_yaml(project: Project, env: str, *, image: str | None = None, slug: str | None = None) -> str:
+def build_env_yaml(
+    project: Project, env: str, *, image: str | None = None, slug: str | None = None, instance: str | None = None
+) -> str:
     """The manifests of `env` as one multi-document YAML string (see build_env)."""
-    tgt = target(project.config, env, slug)
-    overlay = project.root / DEPLOY / "overlays" / env
+    return "---\n".join(_build_target(project, tgt, image) for tgt in targets_of(project.config, env, slug, instance))
+
+
+def _build_target(project: Project, tgt: Target, image: str | None) -> str:
+    if tgt.instance_name:
+        overlay = instance_dir(project.root, tgt.env, tgt.instance_name)
+    else:
+        overlay = project.root / DEPLOY / "overlays" / tgt.env
     if not (overlay / "kustomization.yaml").is_file():
         raise MlgitError(f"{overlay}/kustomization.yaml not found", "run `mlgit render` to create the deploy/ tree")
-    if image is None and slug is None:
+    if image is None and tgt.slug is None:
         return kustomize(overlay).yaml
     with tempfile.TemporaryDirectory(prefix="mlgit-manifests-") as work:
         return kustomize(_wrapped(project, tgt, Path(work), image)).yaml
 
 
-def build_env(project: Project, env: str, *, image: str | None = None, slug: str | None = None) -> list[dict]:
+def build_env(
+    project: Project, env: str, *, image: str | None = None, slug: str | None = None, instance: str | None = None
+) -> list[dict]:
     """The Kubernetes objects of `env`: its overlay built by `kubectl kustomize`.
 
     `image` (repo@sha256:... or repo:tag) replaces the pinned image; `slug` (review apps only, required
     there) names a merge request's app: objects <name>-<slug>, host review.host with {slug} replaced.
+    An environment with instances is each of them (`instance`: that one only), built one after the other.
     """
-    text = build_env_yaml(project, env, image=image, slug=slug)
+    text = build_env_yaml(project, env, image=image, slug=slug, instance=instance)
     return [doc for doc in YAML(typ="safe", pure=True).load_all(text) if doc]

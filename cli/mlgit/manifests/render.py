@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from mlgit.config.auth import API_KEYS_DIR
@@ -12,10 +13,22 @@ from mlgit.config.schema import MlgitConfig
 from mlgit.config.serving import METRICS_PORT
 from mlgit.files import RenderedFile
 from mlgit.manifests.alerts import prometheus_rule
+from mlgit.manifests.canary import (
+    CANARY_OBJECTS,
+    TRACK_LABEL,
+    canary_objects,
+    canary_patches,
+    canary_route,
+    deployment_target,
+    pin_file,
+    replacements_context,
+)
 from mlgit.manifests.dashboard import dashboard_json
+from mlgit.manifests.grpc_exposure import grpc_exposure_yaml
+from mlgit.manifests.instances import instance_files, instance_targets
 from mlgit.manifests.openshift import overlay_patches, route_objects, wildcard_files
 from mlgit.runtime_settings import runtime_settings_dict, settings_json
-from mlgit.targets import REVIEW, Target, known_targets, target
+from mlgit.targets import REVIEW, Target, known_targets, target, targets_of
 from mlgit.templating import render_template
 
 DEPLOY = "deploy"
@@ -99,6 +112,7 @@ def exposure_yaml(config: MlgitConfig, tgt: Target) -> str:
         public_paths=public_paths(tgt.exposure.public or []),
         routes=route_objects(tgt.name, [p.path for p in public_paths(tgt.exposure.public or [])]),
         secret_provided=tgt.wildcard_secret is not None,
+        canary=canary_route(tgt),
     )
 
 
@@ -113,6 +127,8 @@ def _base(project: Project) -> Iterator[RenderedFile]:
     context = {
         "name": cfg.name,
         "port": serving.port,
+        "grpc_port": serving.grpc_port,
+        "workers": serving.workers,
         "drain_seconds": serving.drain_seconds,
         "progress_deadline_seconds": serving.progress_deadline_seconds,
         "shutdown_delay_seconds": min(_SHUTDOWN_DELAY_SECONDS, serving.drain_seconds),
@@ -141,7 +157,7 @@ def _components(project: Project) -> Iterator[tuple[str, dict[str, Any]]]:
     if serving.device == "gpu":
         gpu = {"node_selector": serving.node_selector, "tolerations": serving.tolerations, "gpus": serving.gpus}
         yield "gpu", gpu
-    if any(target(cfg, env).highly_available for env in cfg.environments):
+    if any(t.highly_available for env in cfg.environments for t in targets_of(cfg, env)):
         yield "high-availability", {}
     # Review apps share one namespace and selector labels: a ServiceMonitor there would scrape them all.
     if any(cfg.monitoring_of(env).enabled for env in cfg.environments):
@@ -159,25 +175,36 @@ def _overlay(project: Project, env: str, traits: list[str]) -> Iterator[Rendered
     cfg = project.config
     tgt = target(cfg, env, overlay=True)
     folder = f"{DEPLOY}/overlays/{env}"
+    # With instances this overlay is what they share; each adds its own exposure, scaling and replicas.
+    instances = instance_targets(cfg, env) if env != REVIEW else []
+    for inst in instances:
+        yield from instance_files(
+            cfg,
+            inst,
+            exposure=_instance_exposure(cfg, inst),
+            autoscaling=_autoscaling_yaml(inst),
+            highly_available=inst.highly_available,
+        )
     resources = []
     # A review app's host is known only at build time (mlgit.manifests.build adds its exposure).
-    if tgt.exposure.kind != "none" and env != REVIEW:
+    exposure = None
+    if tgt.exposure.kind != "none" and env != REVIEW and not instances:
         resources.append("exposure.yaml")
-        yield RenderedFile(f"{folder}/exposure.yaml", exposure_yaml(cfg, tgt))
+        exposure = exposure_yaml(cfg, tgt)
+        yield RenderedFile(f"{folder}/exposure.yaml", exposure)
+        if cfg.serving.grpc_port is not None:
+            resources.append("grpc-exposure.yaml")
+            grpc = grpc_exposure_yaml(cfg, tgt, exposure_annotations(cfg, tgt))
+            yield RenderedFile(f"{folder}/grpc-exposure.yaml", grpc)
     monitored = env != REVIEW and cfg.monitoring_of(env).enabled
-    if monitored:
+    # The rules name the environment's one Deployment: instances have none by that name (docs/instances.md).
+    if monitored and not instances:
         resources.append("alerts.yaml")
         yield RenderedFile(f"{folder}/alerts.yaml", prometheus_rule(cfg, env))
-    if tgt.autoscaling:
+    autoscaling = None if instances else _autoscaling_yaml(tgt)
+    if autoscaling is not None:
         resources.append("autoscaling.yaml")
-        text = render_template(
-            "manifests",
-            "overlays/env/autoscaling.yaml.j2",
-            name=tgt.name,
-            autoscaling=tgt.autoscaling,
-            in_flight_metric=IN_FLIGHT_METRIC,
-        )
-        yield RenderedFile(f"{folder}/autoscaling.yaml", text)
+        yield RenderedFile(f"{folder}/autoscaling.yaml", autoscaling)
     # One patch file per concern: (file, template under overlays/env/, its context).
     concerns: list[tuple[str, str, dict[str, Any]]] = [
         ("auth.yaml", "auth.yaml.j2", {"auth": cfg.auth_of(env), "keys_dir": API_KEYS_DIR})
@@ -187,6 +214,9 @@ def _overlay(project: Project, env: str, traits: list[str]) -> Iterator[Rendered
         concerns.append(("tracing.yaml", "tracing.yaml.j2", {"tracing": monitoring.tracing}))
     if monitoring.payload_logging is not None:
         concerns.append(("payload-logging.yaml", "payload-logging.yaml.j2", {"payload": monitoring.payload_logging}))
+    served = cfg.environments[env].versions if env != REVIEW else None
+    if served is not None:
+        concerns.append(("versions.yaml", "versions.yaml.j2", {"versions": served}))
     for extra, variable in EXTRA_SWITCHES.items():
         context = {
             "extra": extra,
@@ -195,17 +225,21 @@ def _overlay(project: Project, env: str, traits: list[str]) -> Iterator[Rendered
             "enabled": extra in (tgt.exposure.public or []),
         }
         concerns.append((f"{extra}.yaml", "public-extra.yaml.j2", context))
-    patches = []
+    patches: dict[str, str] = {}
     for path, template, context in concerns:
-        patches.append(path)
-        yield RenderedFile(
-            f"{folder}/{path}", render_template("manifests", f"overlays/env/{template}", name=tgt.name, **context)
-        )
-    for path, text in overlay_patches(tgt):
-        patches.append(path)
+        patches[path] = render_template("manifests", f"overlays/env/{template}", name=tgt.name, **context)
+    patches.update(overlay_patches(tgt))
+    both_deployments: dict[str, dict[str, str]] = {}
+    if tgt.canary is not None:
+        resources.append(CANARY_OBJECTS)
+        base = {Path(f.path).name: f.content for f in _base(project)}
+        yield RenderedFile(f"{folder}/{CANARY_OBJECTS}", canary_objects(tgt, base, exposure))
+        both_deployments, canary_only = canary_patches(tgt, patches)
+        patches.update(canary_only)
+    for path, text in patches.items():
         yield RenderedFile(f"{folder}/{path}", text)
     components = ["../../components/gpu"] if "gpu" in traits else []
-    if tgt.highly_available:
+    if tgt.highly_available and not instances:
         components.append("../../components/high-availability")
     if monitored:
         components.append("../../components/monitoring")
@@ -217,27 +251,56 @@ def _overlay(project: Project, env: str, traits: list[str]) -> Iterator[Rendered
         namespace=tgt.namespace,
         resources=resources,
         components=components,
-        patches=patches,
-        replicas=None if tgt.autoscaling else tgt.replicas,
+        patches=list(patches),
+        both_deployments=both_deployments,
+        replicas=None if tgt.autoscaling or instances else tgt.replicas,
         instance=tgt.instance,
         labels=tgt.labels,
+        canary=replacements_context(tgt, exposure is not None) if tgt.canary is not None else None,
     )
     yield RenderedFile(f"{folder}/kustomization.yaml", kustomization)
-    pin = render_template(
-        "manifests", "overlays/env/image/kustomization.yaml.j2", env=env, repository=cfg.image.repository
+    yield pin_file(project.root, tgt, cfg.image.repository, f"{folder}/image/kustomization.yaml")
+
+
+def _autoscaling_yaml(tgt: Target) -> str | None:
+    """The HorizontalPodAutoscaler of `tgt`, None when it runs fixed replicas."""
+    if tgt.autoscaling is None:
+        return None
+    return render_template(
+        "manifests",
+        "overlays/env/autoscaling.yaml.j2",
+        name=tgt.name,
+        autoscaling=tgt.autoscaling,
+        in_flight_metric=IN_FLIGHT_METRIC,
     )
-    yield RenderedFile(f"{folder}/image/kustomization.yaml", pin, seed=True)
+
+
+def _instance_exposure(cfg: MlgitConfig, inst: Target) -> str | None:
+    """An instance's exposure.yaml: its route, and its gRPC route when the server speaks gRPC; None: none."""
+    if inst.exposure.kind == "none":
+        return None
+    text = exposure_yaml(cfg, inst)
+    if cfg.serving.grpc_port is not None:
+        text += "---\n" + grpc_exposure_yaml(cfg, inst, exposure_annotations(cfg, inst))
+    return text
 
 
 def render_manifests(project: Project) -> Iterator[RenderedFile]:
     """Every file under deploy/ (the Renderer registered in mlgit.render)."""
     yield from _base(project)
     traits = []
+    # Components are shared by every environment: with a canary in any, their patches target both Deployments
+    # (the stable alone where there is no canary) and the ServiceMonitor labels series by track.
+    canaries = any(env.canary is not None for env in project.config.environments.values())
+    shared = {
+        "both_deployments": deployment_target(project.config.name) if canaries else None,
+        "track_label": TRACK_LABEL if canaries else None,
+    }
     for trait, context in _components(project):
         traits.append(trait)
         for template in _COMPONENT_FILES[trait]:
             path = f"components/{trait}/{template}.yaml"
-            text = render_template("manifests", f"{path}.j2", name=project.config.name, **context)
+            text = render_template("manifests", f"{path}.j2", name=project.config.name, **shared, **context)
             yield RenderedFile(f"{DEPLOY}/{path}", text)
     for env in known_targets(project.config):
         yield from _overlay(project, env, traits)

@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from mlgit import __version__
+from mlgit.analysis.measure import window_seconds
 from mlgit.config.load import Project
 from mlgit.config.schema import EnvironmentConfig, MlgitConfig
 from mlgit.files import RenderedFile
 from mlgit.policy.pipeline import GITLAB_CI
 from mlgit.policy.settings import DEFAULT_WAIVER_MAX_DAYS
 from mlgit.resources import shipped_dir
-from mlgit.targets import pipeline_review_target, target
+from mlgit.targets import pipeline_review_target, target, targets_of
 from mlgit.templating import render_template
 
 # Upstream's image; buildah needs no daemon and no privileged runner.
@@ -38,8 +39,20 @@ def _environment(config: MlgitConfig, name: str, env: EnvironmentConfig, first: 
     # (and policy MLGIT-CI-002 then denies it).
     promoted_auto = not built and config.promotion.auto_deploy and not tgt.production
     automatic = env.deploy == "auto" or promoted_auto
+    # A deploy and a destroy job, and a GitLab environment, per instance (prod/eu); else the environment's own.
+    deployments = [
+        {
+            "job": f"{name}-{t.instance_name}" if t.instance_name else name,
+            "environment": f"{name}/{t.instance_name}" if t.instance_name else name,
+            "instance": t.instance_name,
+            "url": t.url,
+        }
+        for t in targets_of(config, name)
+    ]
     return {
         "name": name,
+        "deployments": deployments,
+        "deploy_jobs": [f"deploy-{d['job']}" for d in deployments],
         "tier": tgt.tier,
         "url": tgt.url,
         "kube_context": tgt.context,
@@ -50,6 +63,8 @@ def _environment(config: MlgitConfig, name: str, env: EnvironmentConfig, first: 
         "auth": config.auth_of(name),
         # A batch-<env> button where mlgit.yaml says where the environment's batch data lives.
         "batch": config.batch.for_environment(name).storage is not None,
+        # An analyze-<env> job after each deploy of a canary (canaries come from promotions: never the first).
+        "analysis_delay": f"{window_seconds(env.canary.analysis.window)} seconds" if env.canary and not built else None,
     }
 
 

@@ -61,7 +61,8 @@ def served_settings(resources: list[dict[str, Any]], environment: str) -> ModelS
     """The model-settings.json the environment's server reads (the built ConfigMap carrying it), read as the
     runtime reads it: what the file leaves out takes the runtime's defaults."""
     maps = [r for r in resources if r.get("kind") == "ConfigMap" and RUNTIME_SETTINGS in (r.get("data") or {})]
-    if len(maps) != 1:
+    # An environment with instances holds one copy per instance, all from deploy/base: one file still.
+    if len({m["data"][RUNTIME_SETTINGS] for m in maps}) != 1:
         raise MlgitError(
             f"the manifests of {environment} hold {len(maps)} ConfigMaps with a {RUNTIME_SETTINGS}, not one",
             "deploy/base/kustomization.yaml generates it; run `mlgit render` to restore deploy/",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +13,9 @@ from mlgit.errors import MlgitError
 
 # MLGIT_ first: a GITLAB_TOKEN exported for other tools may lack the scopes a promotion needs.
 TOKEN_VARIABLES = ("MLGIT_GITLAB_TOKEN", "GITLAB_TOKEN")
+# GitLab checks a new merge request's mergeability after the push, asynchronously: until then a merge is
+# refused with 405. Retried this often, a second apart, before giving up.
+MERGE_ATTEMPTS = 15
 _SSH_SCP = re.compile(r"^(?:[^@/]+@)?(?P<host>[^:/]+):(?P<path>[^/].*?)(?:\.git)?/?$")
 _URL = re.compile(
     r"^(?P<scheme>https?|ssh)://(?:[^@/]+@)?(?P<host>[^/:]+)(?::(?P<port>\d+))?/(?P<path>.+?)(?:\.git)?/?$"
@@ -153,3 +157,29 @@ class GitLabProject:
                                  f"look for a merge request from {request.source_branch}") from None  # fmt: skip
             return self.update(existing, request), False
         return str(mr.web_url), True
+
+    def merge(self, source_branch: str, target_branch: str, pause_seconds: float = 1.0) -> str:
+        """Merge the open merge request from `source_branch` now (as the project merges: a merge commit or a
+        fast-forward); its web URL."""
+        import gitlab.exceptions
+        import requests
+
+        mr = self.find_open(source_branch, target_branch)
+        if mr is None:
+            raise MlgitError(f"no open merge request from {source_branch} into {target_branch} to merge")
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                mr.merge(should_remove_source_branch=True)
+                return str(mr.web_url)
+            except gitlab.exceptions.GitlabMRClosedError as exc:
+                if exc.response_code != 405 or attempt >= MERGE_ATTEMPTS:
+                    raise MlgitError(
+                        f"GitLab did not merge !{mr.iid} (HTTP {exc.response_code}: {exc.error_message})",
+                        "merge it by hand; a project that requires a passing pipeline or approvals cannot merge "
+                        "at once (then use on_failure: open-abort-mr)",
+                    ) from None
+            except (gitlab.exceptions.GitlabError, requests.RequestException) as exc:
+                raise _translate(exc, f"merge !{mr.iid}", self.ref) from None
+            time.sleep(pause_seconds)
