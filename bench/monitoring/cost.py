@@ -29,7 +29,11 @@ import numpy as np
 import onnx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "serving"))
-from bench import Server, check_ok, free_port, mlp_model, oip_bodies
+from bodies import check_ok, oip_bodies
+from load import Server
+from models import mlp_model
+from peers import free_port
+
 from mlgit.drift_profile import profile_input
 from mlgit.model_settings import DriftSettings, TensorSpec
 from mlgit_serving.settings import ServerSettings

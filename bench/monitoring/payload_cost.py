@@ -20,9 +20,10 @@ import onnx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "serving"))
+from bodies import oip_bodies
 from cost import FEATURES, LUA, Sink, measure, report, write_model
-
-from bench import free_port, mlp_model, oip_bodies
+from models import mlp_model
+from peers import free_port
 
 
 def main() -> None:

@@ -26,7 +26,12 @@ import onnx
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import Server, check_ok, free_port, mlp_model, oip_bodies, run_wrk, write_ours
+from bodies import check_ok, oip_bodies
+from load import Server, run_wrk
+from models import mlp_model
+from peers import free_port
+
+from bench import write_ours
 
 LUA = """
 local f = io.open(os.getenv("BENCH_BODY"), "rb")
