@@ -39,9 +39,8 @@ MAX_STREAMS = 100
 class GrpcListener:
     """A started gRPC server; stop() is idempotent, so the shutdown signal and the lifespan may both call it."""
 
-    def __init__(self, server: grpc.aio.Server, port: int) -> None:
+    def __init__(self, server: grpc.aio.Server) -> None:
         self.server = server
-        self.port = port
         self._stopping: asyncio.Task[None] | None = None
 
     def begin_stop(self, grace: float) -> None:
@@ -99,11 +98,12 @@ async def start_grpc(state: ServingState, settings: ServerSettings, guard: AuthG
     address = _address(settings.host, settings.grpc_port)
     credentials = _credentials(settings)
     try:
-        port = (
-            server.add_insecure_port(address) if credentials is None else server.add_secure_port(address, credentials)
-        )
+        if credentials is None:
+            server.add_insecure_port(address)
+        else:
+            server.add_secure_port(address, credentials)
     except RuntimeError as exc:  # grpc's way of saying the address is in use or not ours
         raise OSError(f"grpc_port: cannot listen on {address}: {exc}") from None
     await server.start()
     logger.info("gRPC listening", extra={"address": address, "tls": credentials is not None})
-    return GrpcListener(server, port)
+    return GrpcListener(server)

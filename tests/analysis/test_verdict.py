@@ -59,12 +59,19 @@ def test_too_few_requests_is_inconclusive_even_when_a_check_fails() -> None:
 
 def test_more_failures_than_min_requests_allows_fail_a_canary_with_too_little_traffic() -> None:
     """A canary failing every request fails once its 5xx count alone exceeds max_error_rate x min_requests
-    (here 1): no later traffic could bring it under the limit."""
+    (here 1): at min_requests it would already be over the limit."""
     outcome, _, reasons = judge(LIMITS, STABLE, track("canary", 2, 2, None, None))
     assert outcome == "fail"
     assert reasons[0].startswith("error rate: the canary failed 2 requests in 10m, more than max_error_rate x")
     assert reasons[1] == "canary served 2 requests in 10m, fewer than 100"
     assert judge(LIMITS, STABLE, track("canary", 1, 1, None, None))[0] == "inconclusive"
+
+
+def test_a_busy_healthy_canary_beside_a_quiet_stable_is_inconclusive_not_failed() -> None:
+    """The early fail is for a canary short of traffic: 2 failures in 5,000 canary requests (0.04%) beside a
+    stable that served 80 is too little to compare, not a failed canary (an abort MR would follow)."""
+    outcome, _, reasons = judge(LIMITS, track("stable", 80, 0, 0.010, 0.050), track("canary", 5000, 2, 0.010, 0.050))
+    assert (outcome, reasons) == ("inconclusive", ["stable served 80 requests in 10m, fewer than 100"])
 
 
 def test_a_number_prometheus_lacked_is_inconclusive_unless_another_check_fails() -> None:

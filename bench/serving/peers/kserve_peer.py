@@ -30,7 +30,9 @@ class OnnxModel(Model):
         self.ready = True
         return self.ready
 
-    def predict(self, payload: InferRequest, headers: dict | None = None, response_headers: dict | None = None):
+    def predict(
+        self, payload: InferRequest, headers: dict | None = None, response_headers: dict | None = None
+    ) -> InferResponse:
         (y,) = self.session.run(None, {"input": payload.inputs[0].as_numpy()})
         binary = payload.use_binary_outputs
         output = InferOutput(name="output", shape=list(y.shape), datatype="FP32")

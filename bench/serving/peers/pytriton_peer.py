@@ -8,6 +8,7 @@ pyenv's Python the backend stub fails. Triton binds every address; the ports com
 """
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
 from pytriton.triton import Triton, TritonConfig
 
 
-def infer_function(path: Path):
+def infer_function(path: Path) -> tuple[ort.InferenceSession, Callable[..., dict[str, np.ndarray]]]:
     options = ort.SessionOptions()
     options.intra_op_num_threads = options.inter_op_num_threads = 1
     session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mlgit.analysis.measure import check_window, measure_track
+from mlgit.analysis.measure import TRACKS, check_window, measure_track
 from mlgit.analysis.prometheus import Prometheus
 from mlgit.analysis.verdict import Thresholds, Verdict, judge
 from mlgit.config.canary import canary_of
@@ -67,8 +67,7 @@ def analyze(project: Project, env: str, url: str, window: str | None = None, at:
     prometheus = Prometheus(url)
     try:
         stable, canary = (
-            measure_track(prometheus, when, namespace, model, track, thresholds.window, drift)
-            for track in ("stable", "canary")
+            measure_track(prometheus, when, namespace, model, track, thresholds.window, drift) for track in TRACKS
         )
     finally:
         prometheus.close()

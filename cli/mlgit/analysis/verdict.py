@@ -1,10 +1,10 @@
 """Canary against stable: each check, the verdict (pass, fail, inconclusive) and its JSON form.
 
 Inconclusive when either track served fewer than `min_requests` in the window (too little traffic to judge),
-unless the canary's 5xx count alone already exceeds max_error_rate x min_requests (then no later traffic could
-bring it under the limit: fail), or when a number could not be measured (no latency samples, or a NaN or
-infinite quantile); fail when any measured check is over its limit; pass otherwise. The JSON carries every
-number with the PromQL that gave it, so a reviewer can rerun it.
+unless the canary itself is short of min_requests and its 5xx count alone already exceeds max_error_rate x
+min_requests (at min_requests it would already be over the limit: fail), or when a number could not be measured
+(no latency samples, or a NaN or infinite quantile); fail when any measured check is over its limit; pass
+otherwise. The JSON carries every number with the PromQL that gave it, so a reviewer can rerun it.
 """
 
 from __future__ import annotations
@@ -127,10 +127,10 @@ def judge(thresholds: Thresholds, stable: Track, canary: Track) -> tuple[Outcome
     if few:
         # Too little traffic, but already more failures than a canary passing at min_requests may have.
         errors, allowed = canary.errors.value or 0.0, thresholds.max_error_rate * thresholds.min_requests
-        if errors > allowed:
+        if canary.request_count < thresholds.min_requests and errors > allowed:
             return "fail", found, [
                 f"error rate: the canary failed {errors:.0f} requests in {thresholds.window}, more than "
-                f"max_error_rate x min_requests ({allowed:g}): no later traffic brings it under the limit",
+                f"max_error_rate x min_requests ({allowed:g}): at min_requests it is already over the limit",
                 *few,
             ]  # fmt: skip
         return "inconclusive", found, few

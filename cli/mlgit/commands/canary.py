@@ -27,7 +27,8 @@ def _canary() -> None:
     """Change an environment's canary through one-file merge requests (docs/canary.md).
 
     Exit 0 also when there is nothing to change; 1 on a user error (no canary in the environment, no
-    permission, push rejected, a --verdict of another environment or of other digests than the pin file's).
+    permission, push rejected; for weight and promote, a --verdict of another environment or of other digests than
+    the pin file's).
     """
 
 
