@@ -116,7 +116,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
             os.environ.setdefault("GRPC_VERBOSITY", "NONE")
             from .grpc_server import start_grpc
 
-            grpc = await start_grpc(state, settings, guard)
+            grpc = await start_grpc(state, settings, guard, payload_log, predictions)
         app.state.grpc = grpc  # server.py stops it with the HTTP listener on SIGTERM
         loading = asyncio.create_task(state.repository.load_all(), name="load-models")
         if payload_log is not None:

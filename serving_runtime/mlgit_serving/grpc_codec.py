@@ -12,6 +12,7 @@ import struct
 from typing import Any
 
 import numpy as np
+import orjson
 
 from .errors import BadRequest
 from .proto import grpc_predict_v2_pb2 as pb
@@ -70,8 +71,9 @@ def _typed_data(tensor: Any, bytes_left: int | None) -> tuple[list[Any], int | N
     return items, left
 
 
-def decode_infer_request(request: Any, signature: Signature, limits: RequestLimits) -> DecodedRequest:
-    """Check a ModelInferRequest against `signature` as decode_request checks a REST body; raises BadRequest."""
+def _rest_form(request: Any, limits: RequestLimits) -> tuple[dict[str, Any], list[bytes]]:
+    """The REST body's JSON part a ModelInferRequest stands for, and its binary tensor data (one entry per
+    input, none for typed contents); raises BadRequest."""
     # Each read of a protobuf bytes field copies it into a new bytes object: read each one once.
     raw = list(request.raw_input_contents)
     inputs = request.inputs
@@ -97,9 +99,24 @@ def decode_infer_request(request: Any, signature: Signature, limits: RequestLimi
         body["parameters"] = parameters(request.parameters)
     if request.outputs:
         body["outputs"] = [{"name": o.name, "parameters": parameters(o.parameters)} for o in request.outputs]
+    return body, raw
+
+
+def decode_infer_request(request: Any, signature: Signature, limits: RequestLimits) -> DecodedRequest:
+    """Check a ModelInferRequest against `signature` as decode_request checks a REST body; raises BadRequest."""
+    body, raw = _rest_form(request, limits)
     # One input (the common case) is decoded straight from its bytes; several are joined, as REST sends them.
     binary = memoryview(raw[0] if len(raw) == 1 else b"".join(raw))
     return decode_request(body, binary, signature, limits)
+
+
+def rest_body(request: Any, limits: RequestLimits) -> tuple[bytes, int | None]:
+    """The REST body a served ModelInferRequest stands for, as the audit and payload logs record REST's: the
+    OIP v2 JSON with raw_input_contents as binary tensor data after it (and the JSON part's length), or a pure
+    JSON body (None) for typed contents."""
+    body, raw = _rest_form(request, limits)
+    header = orjson.dumps(body)
+    return (header + b"".join(raw), len(header)) if raw else (header, None)
 
 
 def _raw(array: np.ndarray, datatype: str) -> bytes:

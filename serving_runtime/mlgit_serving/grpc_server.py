@@ -24,7 +24,9 @@ import grpc
 from .auth import AuthGuard
 from .cpus import worker_count
 from .errors import ModelLoadError
+from .feedback import PredictionMemory
 from .grpc_service import AuthInterceptor, InferenceServicer
+from .payload_log import PayloadLog
 from .proto import grpc_predict_v2_pb2_grpc as pb_grpc
 from .repository import read_settings, scan
 from .settings import ServerSettings
@@ -78,9 +80,16 @@ def _credentials(settings: ServerSettings) -> grpc.ServerCredentials | None:
     return grpc.ssl_server_credentials([(key, chain)])
 
 
-async def start_grpc(state: ServingState, settings: ServerSettings, guard: AuthGuard | None = None) -> GrpcListener:
+async def start_grpc(
+    state: ServingState,
+    settings: ServerSettings,
+    guard: AuthGuard | None,
+    payload_log: PayloadLog | None,
+    predictions: PredictionMemory,
+) -> GrpcListener:
     """Serve inference.GRPCInferenceService on settings.grpc_port from the running event loop (call it once
-    per worker process, after the repository is discovered). Raises OSError when the port cannot be bound."""
+    per worker process, after the repository is discovered), sharing REST's payload log and prediction
+    memory. Raises OSError when the port cannot be bound."""
     options = [
         ("grpc.so_reuseport", int(worker_count(settings.workers) > 1)),
         ("grpc.max_receive_message_length", _largest_request(settings)),
@@ -94,7 +103,9 @@ async def start_grpc(state: ServingState, settings: ServerSettings, guard: AuthG
         interceptors=[] if guard is None else [AuthInterceptor(guard)],
         maximum_concurrent_rpcs=settings.max_connections,
     )
-    pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(state, settings, guard), server)
+    pb_grpc.add_GRPCInferenceServiceServicer_to_server(
+        InferenceServicer(state, settings, guard, payload_log, predictions), server
+    )
     address = _address(settings.host, settings.grpc_port)
     credentials = _credentials(settings)
     try:

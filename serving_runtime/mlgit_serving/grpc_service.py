@@ -6,7 +6,9 @@ same message: 400 INVALID_ARGUMENT, 401 UNAUTHENTICATED, 403 PERMISSION_DENIED, 
 413 RESOURCE_EXHAUSTED, 503 UNAVAILABLE (the metrics count the HTTP status, so one series covers both
 protocols). Authentication (AuthInterceptor) reads the `authorization` metadata like the header, before the
 call's message is read; ServerLive and ServerReady are open like /v2/health/*. A call the client cancels
-is counted and logged as 499, as REST counts a client that goes away.
+is counted and logged as 499, as REST counts a client that goes away. A served ModelInfer is sampled into
+the audit log and the payload log, as the REST body it stands for (grpc_codec.rest_body), and remembered
+by its id for feedback, as REST's are: switching protocol dodges none of them.
 """
 
 from __future__ import annotations
@@ -22,16 +24,19 @@ import grpc
 
 from . import __version__, tracing
 from .auth import AuthGuard
+from .codec import encode_response
 from .decoding import OFFLOAD_BYTES
 from .errors import BadRequest, PayloadTooLarge, ServingError
-from .grpc_codec import decode_infer_request, infer_response
+from .feedback import Prediction, PredictionMemory
+from .grpc_codec import decode_infer_request, infer_response, rest_body
 from .http_meta import EXTENSIONS
 from .model_version import ModelVersion
+from .payload_log import PayloadLog
 from .proto import grpc_predict_v2_pb2 as pb
 from .proto import grpc_predict_v2_pb2_grpc as pb_grpc
 from .settings import ServerSettings
 from .state import ServingState
-from .validation import RequestLimits
+from .validation import DecodedRequest, RequestLimits
 
 logger = logging.getLogger("mlgit_serving.requests")
 
@@ -59,8 +64,17 @@ def _heavy(request: Any, size: int) -> bool:
 
 
 class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
-    def __init__(self, state: ServingState, settings: ServerSettings, guard: AuthGuard | None) -> None:
+    def __init__(
+        self,
+        state: ServingState,
+        settings: ServerSettings,
+        guard: AuthGuard | None,
+        payload_log: PayloadLog | None,
+        predictions: PredictionMemory,
+    ) -> None:
         self._state = state
+        self._payload_log = payload_log
+        self._predictions = predictions
         self._repository = state.repository
         self._guard = guard
         self._limits = RequestLimits(settings.max_bytes_elements, settings.max_request_id_length)
@@ -194,9 +208,40 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             if mv.drift is not None:  # served inputs only, as REST does
                 mv.drift.observe(decoded.inputs)
         specs = mv.signature.outputs
-        return infer_response(
-            mv.name, mv.version, decoded.id, [(name, specs[name].datatype, arrays[name]) for name in names]
-        )
+        outputs = [(name, specs[name].datatype, arrays[name]) for name in names]
+        self._record(mv, request, decoded, outputs)
+        return infer_response(mv.name, mv.version, decoded.id, outputs)
+
+    def _record(
+        self, mv: ModelVersion, request: Any, decoded: DecodedRequest, outputs: list[tuple[str, str, Any]]
+    ) -> None:
+        """What REST does with a served request: the audit and payload log samples, and the prediction kept
+        for feedback. The bodies are the REST ones the call stands for, with every output as binary tensor
+        data (gRPC sends them raw); they are built only for a sampled call."""
+        audit, payload_log = self._state.audit, self._payload_log
+        audited = audit.sampled()
+        offered = payload_log is not None and payload_log.sampled()
+        if audited or offered:
+            body, header_length = rest_body(request, self._limits)
+            response, response_header_length = encode_response(
+                mv.name, mv.version, decoded.id, [(name, datatype, array, True) for name, datatype, array in outputs]
+            )
+            logged = {
+                "request_id": decoded.id,
+                "model": mv.name,
+                "version": mv.version,
+                "request": body,
+                "request_header_length": header_length,
+                "response": response,
+                "response_header_length": response_header_length,
+            }
+            if audited:
+                audit.record(status=200, **logged)
+            if offered and payload_log is not None:
+                payload_log.offer(**logged)
+        if self._predictions.capacity > 0 and decoded.id is not None:
+            kept = {name: (datatype, array) for name, datatype, array in outputs}
+            self._predictions.remember(mv.name, decoded.id, Prediction(mv.version, kept))
 
 
 async def _abort(context: grpc.aio.ServicerContext, exc: ServingError) -> NoReturn:

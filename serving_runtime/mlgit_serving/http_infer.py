@@ -136,7 +136,7 @@ def add_inference_routes(
                 response=content,
                 response_header_length=response_header_length,
             )
-        if payload_log is not None:
+        if payload_log is not None and payload_log.sampled():
             payload_log.offer(
                 request_id=request_id,
                 model=model_name,

@@ -117,6 +117,10 @@ class PayloadLog:
         self._failed = events.labels("failed")
         self._logged_errors: set[str] = set()  # exception types already logged for unencodable events
 
+    def sampled(self) -> bool:
+        """Whether this request is one of the sample_rate fraction whose payloads are offered."""
+        return self._random.random() < self.config.sample_rate
+
     def offer(
         self,
         *,
@@ -128,9 +132,7 @@ class PayloadLog:
         response: bytes,
         response_header_length: int | None,
     ) -> None:
-        """Queue a sampled request's event; never waits."""
-        if self._random.random() >= self.config.sample_rate:
-            return
+        """Queue a sampled request's event (sampled() drew it); never waits."""
         event = _Pending(
             time.time(), request_id, model, version, request, request_header_length, response, response_header_length
         )
