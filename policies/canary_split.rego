@@ -3,7 +3,7 @@
 # description: |-
 #   The weights that split an environment's requests between the stable and the canary Service (a Service
 #   selecting the pods of a Deployment labelled mlgit.dev/track canary) are whole numbers from 0 to 100 that add
-#   up to 100: the backendRefs of an HTTPRoute rule, an OpenShift Route's `to` and alternateBackends, and
+#   up to 100: the backendRefs of an HTTPRoute or GRPCRoute rule, an OpenShift Route's `to` and alternateBackends, and
 #   ingress-nginx's canary-weight annotation (with canary-weight-total 100). A canary with 0 replicas gets weight
 #   0, and a Gateway's RequestMirror to it copies 0 percent, so no request goes to a Service without endpoints.
 # custom:
@@ -57,10 +57,11 @@ whole_percent(w) if {
 	w <= 100
 }
 
-# --- Gateway API: the backendRefs of a rule that sends requests to a canary -----------------------------
+# --- Gateway API: the backendRefs of a rule (HTTPRoute or GRPCRoute) that sends requests to a canary ----
 
 canary_rules contains [r, i] if {
-	some r in lib.of_kind("HTTPRoute")
+	some kind in ["HTTPRoute", "GRPCRoute"]
+	some r in lib.of_kind(kind)
 	some i, rule in object.get(r.spec, "rules", [])
 	some b in object.get(rule, "backendRefs", [])
 	canary_services[b.name]

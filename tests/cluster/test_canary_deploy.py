@@ -28,13 +28,19 @@ def _selector(name: str) -> str:
 
 
 def _weights(kube: Kube, name: str, namespace: str, exposure: str) -> tuple[int, int]:
-    """(stable, canary) weights as the API server holds them."""
+    """(stable, canary) weights as the API server holds them, the same for HTTP and gRPC (serving.grpc_port)."""
+    http, grpc = (_route_weights(kube, name, namespace, exposure, protocol) for protocol in ("http", "grpc"))
+    assert grpc == http
+    return http
+
+
+def _route_weights(kube: Kube, name: str, namespace: str, exposure: str, protocol: str) -> tuple[int, int]:
     if exposure == "gateway":
-        route = kube.get("httproute", name, namespace)
+        route = kube.get(f"{protocol}route", name, namespace)
         assert route is not None
         refs = {r["name"]: r["weight"] for r in route["spec"]["rules"][0]["backendRefs"]}
         return refs[name], refs[f"{name}-canary"]
-    ingress = kube.get("ingress", f"{name}-canary", namespace)
+    ingress = kube.get("ingress", f"{name}-grpc-canary" if protocol == "grpc" else f"{name}-canary", namespace)
     assert ingress is not None
     annotations = ingress["metadata"]["annotations"]
     assert annotations["nginx.ingress.kubernetes.io/canary"] == "true"
@@ -67,8 +73,10 @@ def test_a_canary_turns_on_shifts_and_is_promoted_through_the_pin_file(
     kube: Kube,
 ) -> None:
     stable, canary = image(name), image(name, DIGEST2)
-    if exposure == "gateway":
-        update_config(model_repo, {"exposure": GATEWAY})
+    # gRPC beside HTTP: its route splits by the same pin-file weights.
+    update_config(
+        model_repo, {"serving": {"grpc_port": 9000}, **({"exposure": GATEWAY} if exposure == "gateway" else {})}
+    )
     write_pin(model_repo, "dev", stable)
     _deploy(mlgit)
     before = kube.get("deployment", name, namespace)

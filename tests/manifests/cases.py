@@ -127,6 +127,20 @@ VARIANTS: dict[str, dict[str, Any]] = {
         },
         "review": {"enabled": False},
     },
+    # gRPC in canary environments (docs/canary.md): a second canary Ingress <name>-grpc-canary in dev, GRPCRoute
+    # weights in staging, both from the same pin-file split as HTTP.
+    "linear-canary-grpc": {
+        "serving": {"grpc_port": 9000},
+        "environments": {
+            "dev": {"canary": {}},
+            "staging": {
+                "exposure": {"kind": "gateway", "gateway": {"name": "public", "namespace": "gateway-system"}},
+                "canary": {"weight": 20},
+            },
+            "prod": {},
+        },
+        "review": {"enabled": False},
+    },
 }
 CASES = [*VARIANTS, *EXAMPLES]
 # Files a variant's mlgit.yaml names besides the scaffold's: path -> the scaffold file it is a copy of.

@@ -136,8 +136,15 @@ def test_the_weights_come_from_the_pin_file_and_render_check_stays_clean(model_r
     platform = {"platform": "openshift"} if exposure == "route" else {}
     kind = GATEWAY if exposure == "gateway" else {"kind": exposure}
     canary = {"canary": {"mirror": exposure != "route"}}
+    # gRPC (serving.grpc_port) splits by the same weights; an OpenShift Route cannot carry it.
+    serving = {"serving": {**read_yaml(model_repo / CONFIG_FILE)["serving"], "grpc_port": 9000}}
     _configure(
-        model_repo, {**platform, "environments": {"dev": {"exposure": kind, **canary}, "staging": {}, "prod": {}}}
+        model_repo,
+        {
+            **platform,
+            **({} if exposure == "route" else serving),
+            "environments": {"dev": {"exposure": kind, **canary}, "staging": {}, "prod": {}},
+        },
     )
     write_pin(model_repo, "dev", STABLE)
     write_canary(model_repo, "dev", canary=CANARY, weight=30, replicas=2)
@@ -149,10 +156,22 @@ def test_the_weights_come_from_the_pin_file_and_render_check_stays_clean(model_r
         assert [(r["name"], r["weight"]) for r in rule["backendRefs"]] == [("linear", 70), ("linear-canary", 30)]
         mirror = rule["filters"][0]["requestMirror"]
         assert (mirror["backendRef"]["name"], mirror["percent"]) == ("linear-canary", 100)
+        (grpc,) = [o for o in objects if o["kind"] == "GRPCRoute"]
+        refs = grpc["spec"]["rules"][0]["backendRefs"]
+        assert [(r["name"], r["port"], r["weight"]) for r in refs] == [
+            ("linear", 9000, 70),
+            ("linear-canary", 9000, 30),
+        ]
     elif exposure == "ingress":
         ingresses = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Ingress"}
         annotations = ingresses["linear-canary"]["metadata"]["annotations"]
         assert annotations["nginx.ingress.kubernetes.io/canary-weight"] == "30"
+        grpc = ingresses["linear-grpc-canary"]
+        assert grpc["metadata"]["annotations"]["nginx.ingress.kubernetes.io/canary-weight"] == "30"
+        assert grpc["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"] == {
+            "name": "linear-canary",
+            "port": {"name": "grpc"},
+        }
         mirror = ingresses["linear"]["metadata"]["annotations"]["nginx.ingress.kubernetes.io/mirror-target"]
         assert mirror == "http://linear-canary.linear-dev.svc.cluster.local$request_uri"
     else:
@@ -164,14 +183,26 @@ def test_the_weights_come_from_the_pin_file_and_render_check_stays_clean(model_r
         )
     replicas = {o["metadata"]["name"]: o["spec"].get("replicas") for o in objects if o["kind"] == "Deployment"}
     assert replicas["linear-canary"] == 2
+    if exposure != "route":  # the canary's pods take gRPC from where the stable's do
+        admitted = {
+            (o["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/instance"], port["port"])
+            for o in objects
+            if o["kind"] == "NetworkPolicy"
+            for rule in o["spec"].get("ingress", [])
+            for port in rule.get("ports", [])
+        }
+        assert {("linear-dev", "grpc"), ("linear-dev-canary", "grpc")} <= admitted
     if exposure == "gateway":  # no pods, nothing mirrored (an old pin file without mirror-percent gets one)
         write_canary(model_repo, "dev", weight=0, replicas=0)
         path = pin_path(model_repo, "dev")
         path.write_text(path.read_text(encoding="utf-8").replace("      - mirror-percent=0\n", ""), encoding="utf-8")
         render.render(load_project(model_repo, warn=False))
         assert "      - mirror-percent=0\n" in path.read_text(encoding="utf-8")
-        (route,) = [o for o in build_env(load_project(model_repo, warn=False), "dev") if o["kind"] == "HTTPRoute"]
+        idle = build_env(load_project(model_repo, warn=False), "dev")
+        (route,) = [o for o in idle if o["kind"] == "HTTPRoute"]
         assert route["spec"]["rules"][0]["filters"][0]["requestMirror"]["percent"] == 0
+        (grpc,) = [o for o in idle if o["kind"] == "GRPCRoute"]
+        assert [r["weight"] for r in grpc["spec"]["rules"][0]["backendRefs"]] == [100, 0]
 
 
 def test_an_image_override_runs_in_the_stable_alone(model_repo: Path) -> None:
@@ -204,17 +235,21 @@ def test_render_adds_and_removes_the_canary_state_around_the_stable_pin(model_re
     assert "canary" not in pin_path(model_repo, "prod").read_text(encoding="utf-8")
 
 
-def test_a_running_canary_passes_every_policy_and_an_unpinned_one_does_not(model_repo: Path) -> None:
+@pytest.mark.parametrize("grpc_port", [None, 9000], ids=["http", "grpc"])
+def test_a_running_canary_passes_every_policy_and_an_unpinned_one_does_not(
+    model_repo: Path, grpc_port: int | None
+) -> None:
     """The canary's objects meet the policies the stable's do (TLS, network policies, probes, labels...) in each
-    tier, and MLGIT-IMG-005 / MLGIT-REL-005 judge its image and weight."""
+    tier, and MLGIT-IMG-005 / MLGIT-REL-005 judge its image and weight, with and without gRPC routes."""
     _configure(
         model_repo,
         {
+            "serving": {**read_yaml(model_repo / CONFIG_FILE)["serving"], "grpc_port": grpc_port},
             "environments": {
                 "dev": {},
                 "staging": {"canary": {"mirror": True}},
                 "prod": {"exposure": GATEWAY, "canary": {}},
-            }
+            },
         },
     )
     for env in ("dev", "staging", "prod"):

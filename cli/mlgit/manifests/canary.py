@@ -84,9 +84,10 @@ def _one(docs: list[Any], kind: str, name: str) -> Any:
     return found
 
 
-def canary_objects(tgt: Target, base: dict[str, str], exposure: str | None) -> str:
+def canary_objects(tgt: Target, base: dict[str, str], exposure: str | None, grpc: str | None = None) -> str:
     """canary.yaml: the canary Deployment and Service and the NetworkPolicies admitting traffic to its pods,
-    copied from the stable's rendered `base` files (path -> text) and `exposure` text."""
+    copied from the stable's rendered `base` files (path -> text), `exposure` and gRPC exposure `grpc` texts
+    (the Service so has the stable's ports, grpc included)."""
     name, canary = tgt.name, tgt.canary_name
     deployment = _one(load_documents(base["deployment.yaml"]), "Deployment", name)
     deployment["metadata"]["name"] = canary
@@ -103,6 +104,8 @@ def canary_objects(tgt: Target, base: dict[str, str], exposure: str | None) -> s
     policies = [_one(load_documents(base["networkpolicy.yaml"]), "NetworkPolicy", name)]
     if exposure is not None:
         policies.append(_one(load_documents(exposure), "NetworkPolicy", f"{name}-exposure"))
+    if grpc is not None:
+        policies.append(_one(load_documents(grpc), "NetworkPolicy", f"{name}-grpc-exposure"))
     for policy in policies:
         policy["metadata"]["name"] = policy["metadata"]["name"].replace(name, canary, 1)
         policy["spec"]["podSelector"]["matchLabels"][INSTANCE_LABEL] = tgt.canary_instance
@@ -113,9 +116,10 @@ def canary_objects(tgt: Target, base: dict[str, str], exposure: str | None) -> s
     return header + dump_documents([deployment, service, *policies])
 
 
-def canary_policy_names(tgt: Target, exposed: bool) -> list[str]:
-    """The NetworkPolicies of canary.yaml."""
-    return [tgt.canary_name, *([f"{tgt.canary_name}-exposure"] if exposed else [])]
+def canary_policy_names(tgt: Target, exposed: bool, grpc: bool = False) -> list[str]:
+    """The NetworkPolicies of canary.yaml (`grpc`: the environment exposes serving.grpc_port)."""
+    suffixes = [*(["-exposure"] if exposed else []), *(["-grpc-exposure"] if grpc else [])]
+    return [tgt.canary_name, *(tgt.canary_name + s for s in suffixes)]
 
 
 def deployment_target(name: str) -> dict[str, str]:
@@ -158,21 +162,24 @@ def stable_image_patch(tgt: Target, override: dict[str, str]) -> dict[str, Any]:
     return {"target": {"kind": "Deployment", "name": tgt.name}, "patch": json.dumps(patch)}
 
 
-def _weight_targets(tgt: Target) -> dict[str, list[dict[str, str | None]]]:
-    """Where the route of `tgt` holds each weight of the split ConfigMap (kind, name or None for all, path)."""
+def _weight_targets(tgt: Target, grpc: bool) -> dict[str, list[dict[str, str | None]]]:
+    """Where the routes of `tgt` hold each weight of the split ConfigMap (kind, name or None for all, path);
+    `grpc`: the gRPC route of serving.grpc_port (mlgit.manifests.grpc_exposure) splits by the same weights."""
     canary = tgt.canary_name
     kind = tgt.exposure.kind
     if kind == "gateway":
         at = "spec.rules.0.backendRefs"
         mirror = {"kind": "HTTPRoute", "name": tgt.name, "path": "spec.rules.0.filters.0.requestMirror.percent"}
+        routes = ["HTTPRoute", *(["GRPCRoute"] if grpc else [])]
         return {
-            CANARY_WEIGHT: [{"kind": "HTTPRoute", "name": tgt.name, "path": f"{at}.1.weight"}],
-            STABLE_WEIGHT: [{"kind": "HTTPRoute", "name": tgt.name, "path": f"{at}.0.weight"}],
+            CANARY_WEIGHT: [{"kind": r, "name": tgt.name, "path": f"{at}.1.weight"} for r in routes],
+            STABLE_WEIGHT: [{"kind": r, "name": tgt.name, "path": f"{at}.0.weight"} for r in routes],
             **({MIRROR_PERCENT: [mirror]} if tgt.canary.mirror else {}),
         }
     if kind == "ingress":  # ingress-nginx gives the stable Ingress what the canary's does not take
         path = "metadata.annotations.[nginx.ingress.kubernetes.io/canary-weight]"
-        return {CANARY_WEIGHT: [{"kind": "Ingress", "name": canary, "path": path}]}
+        ingresses = [canary, *([f"{tgt.name}-grpc-canary"] if grpc else [])]
+        return {CANARY_WEIGHT: [{"kind": "Ingress", "name": i, "path": path} for i in ingresses]}
     if kind == "route":  # every Route of the environment (one per public path)
         return {
             CANARY_WEIGHT: [{"kind": "Route", "name": None, "path": "spec.alternateBackends.0.weight"}],
@@ -181,16 +188,16 @@ def _weight_targets(tgt: Target) -> dict[str, list[dict[str, str | None]]]:
     return {}
 
 
-def replacements_context(tgt: Target, exposed: bool) -> dict[str, Any]:
-    """What overlays/env/canary-replacements.yaml.j2 needs."""
+def replacements_context(tgt: Target, exposed: bool, grpc: bool = False) -> dict[str, Any]:
+    """What overlays/env/canary-replacements.yaml.j2 needs (`grpc`: the environment exposes serving.grpc_port)."""
     return {
         "name": tgt.canary_name,
         "split": CanaryNames.of(tgt.name).split,
         "annotation": POD_INSTANCE_ANNOTATION,
         "instance_label": INSTANCE_LABEL,
-        "policies": canary_policy_names(tgt, exposed),
+        "policies": canary_policy_names(tgt, exposed, grpc),
         "spread": tgt.highly_available,
-        "weights": _weight_targets(tgt),
+        "weights": _weight_targets(tgt, grpc),
     }
 
 

@@ -2,12 +2,15 @@
 
 Beside the HTTP exposure, never inside it: an Ingress <name>-grpc on the same host and certificate, or a
 GRPCRoute <name> on the same Gateway under grpc.<host> (Target.grpc_host says why), and a NetworkPolicy
-admitting the same namespaces to the pods' grpc port. Probes stay HTTP.
+admitting the same namespaces to the pods' grpc port. Probes stay HTTP. In a canary environment the GRPCRoute
+has the canary's backendRef too, and ingress-nginx a canary Ingress <name>-grpc-canary: the weights are the
+pin file's, copied in by the overlay's replacements (mlgit.manifests.canary).
 """
 
 from __future__ import annotations
 
 from mlgit.config.schema import MlgitConfig
+from mlgit.manifests.canary import canary_route
 from mlgit.targets import Target
 from mlgit.templating import render_template
 
@@ -29,6 +32,7 @@ def grpc_annotations(tgt: Target, http_annotations: dict[str, str]) -> dict[str,
 def grpc_exposure_yaml(config: MlgitConfig, tgt: Target, http_annotations: dict[str, str]) -> str:
     """The objects that expose `tgt` over gRPC (kinds ingress and gateway: config validation refuses route)."""
     assert config.serving.grpc_port is not None and tgt.exposure.kind in ("ingress", "gateway")
+    annotations = grpc_annotations(tgt, http_annotations)
     return render_template(
         "manifests",
         "overlays/env/grpc-exposure.yaml.j2",
@@ -44,6 +48,10 @@ def grpc_exposure_yaml(config: MlgitConfig, tgt: Target, http_annotations: dict[
         secret=tgt.tls_secret if tgt.exposure.kind == "ingress" else f"{tgt.name}-grpc-tls",
         exposure=tgt.exposure,
         tls=tgt.tls,
-        annotations=grpc_annotations(tgt, http_annotations),
+        annotations=annotations,
+        # A canary environment splits gRPC as it splits HTTP, from the same pin-file weights (docs/canary.md);
+        # ingress-nginx's canary Ingress takes its other annotations from the main one, but says GRPC itself.
+        canary=canary_route(tgt),
+        canary_annotations={k: v for k, v in annotations.items() if k == BACKEND_PROTOCOL},
         allowed_namespaces=tgt.allowed_namespaces,
     )

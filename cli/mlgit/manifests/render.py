@@ -187,7 +187,7 @@ def _overlay(project: Project, env: str, traits: list[str]) -> Iterator[Rendered
         )
     resources = []
     # A review app's host is known only at build time (mlgit.manifests.build adds its exposure).
-    exposure = None
+    exposure = grpc = None
     if tgt.exposure.kind != "none" and env != REVIEW and not instances:
         resources.append("exposure.yaml")
         exposure = exposure_yaml(cfg, tgt)
@@ -233,7 +233,7 @@ def _overlay(project: Project, env: str, traits: list[str]) -> Iterator[Rendered
     if tgt.canary is not None:
         resources.append(CANARY_OBJECTS)
         base = {Path(f.path).name: f.content for f in _base(project)}
-        yield RenderedFile(f"{folder}/{CANARY_OBJECTS}", canary_objects(tgt, base, exposure))
+        yield RenderedFile(f"{folder}/{CANARY_OBJECTS}", canary_objects(tgt, base, exposure, grpc))
         both_deployments, canary_only = canary_patches(tgt, patches)
         patches.update(canary_only)
     for path, text in patches.items():
@@ -256,7 +256,7 @@ def _overlay(project: Project, env: str, traits: list[str]) -> Iterator[Rendered
         replicas=None if tgt.autoscaling or instances else tgt.replicas,
         instance=tgt.instance,
         labels=tgt.labels,
-        canary=replacements_context(tgt, exposure is not None) if tgt.canary is not None else None,
+        canary=replacements_context(tgt, exposure is not None, grpc is not None) if tgt.canary is not None else None,
     )
     yield RenderedFile(f"{folder}/kustomization.yaml", kustomization)
     yield pin_file(project.root, tgt, cfg.image.repository, f"{folder}/image/kustomization.yaml")
