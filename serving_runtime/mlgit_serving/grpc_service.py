@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 
 import grpc
 
-from . import __version__, tracing
+from . import __version__, served, tracing
 from .auth import AuthGuard
 from .codec import encode_response
 from .decoding import OFFLOAD_BYTES
@@ -136,18 +136,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         response = None
 
         def failed(status: int, message: str) -> None:
-            logger.warning(
-                "inference request failed",
-                extra={
-                    "request_id": request_id or metadata.get("x-request-id"),
-                    "model": mv.name,
-                    "version": mv.version,
-                    "status": status,
-                    "error": message,
-                    "identity": identity,
-                    "protocol": "grpc",
-                },
-            )
+            served.log_refusal(request_id or metadata.get("x-request-id"), mv, status, message, identity, "grpc")
 
         try:
             response = await self._infer(mv, request, size, trace)
@@ -175,23 +164,8 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         self, mv: ModelVersion, status: int, arrived: float, request_id: str | None, identity: str | None, size: int
     ) -> None:
         """Count and log a finished call, and give a large request's memory back (as REST does)."""
-        self._state.trimmer.after_request(size)
         elapsed = time.perf_counter() - arrived
-        mv.metrics.count(status)
-        mv.metrics.request_duration.observe(elapsed)
-        if self._access_log:
-            logger.info(
-                "inference request",
-                extra={
-                    "request_id": request_id,
-                    "model": mv.name,
-                    "version": mv.version,
-                    "status": status,
-                    "duration_ms": round(elapsed * 1000, 3),
-                    "identity": identity,
-                    "protocol": "grpc",
-                },
-            )
+        served.finish(mv, status, elapsed, size, self._state.trimmer, self._access_log, request_id, identity, "grpc")
 
     async def _infer(self, mv: ModelVersion, request: Any, size: int, trace: tracing.RequestTrace | None) -> Any:
         mv.require_ready()

@@ -7,7 +7,6 @@ only once its body has arrived and been decoded: a slow or stalled upload must n
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -18,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import request_response
 
-from . import openapi, tracing
+from . import openapi, served, tracing
 from .body import receive_body
 from .codec import encode_response
 from .decoding import Received, RequestDecoder
@@ -26,8 +25,6 @@ from .errors import ServingError
 from .feedback import Prediction, PredictionMemory
 from .payload_log import PayloadLog
 from .state import ServingState
-
-logger = logging.getLogger("mlgit_serving.requests")
 
 
 class _RawRoute(APIRoute):
@@ -66,7 +63,6 @@ def add_inference_routes(
         arrived = time.perf_counter()
         mv = repository.get(model_name, model_version)
         trace = None if tracer is None else tracer.begin(request.headers, request.scope["path"], model_name, mv.version)
-        metrics = mv.metrics
         status = 500
         request_id = None
         received = Received()
@@ -95,36 +91,14 @@ def add_inference_routes(
             status = exc.status_code
             if trace is not None:  # the error response names the trace too
                 exc.headers = {**(exc.headers or {}), "traceparent": trace.traceparent()}
-            logger.warning(
-                "inference request failed",
-                extra={
-                    "request_id": request_id or request.headers.get("x-request-id"),
-                    "model": model_name,
-                    "version": mv.version,
-                    "status": status,
-                    "error": exc.message,
-                    "identity": getattr(request.state, "identity", None),
-                },
-            )
+            identity = getattr(request.state, "identity", None)
+            served.log_refusal(request_id or request.headers.get("x-request-id"), mv, status, exc.message, identity)
             raise
         finally:
             elapsed = time.perf_counter() - arrived
             traceparent = None if trace is None else trace.finish(status)
-            metrics.count(status)
-            metrics.request_duration.observe(elapsed)
-            trimmer.after_request(received.size)
-            if access_log:
-                logger.info(
-                    "inference request",
-                    extra={
-                        "request_id": request_id,
-                        "model": model_name,
-                        "version": mv.version,
-                        "status": status,
-                        "duration_ms": round(elapsed * 1000, 3),
-                        "identity": getattr(request.state, "identity", None),
-                    },
-                )
+            identity = getattr(request.state, "identity", None)
+            served.finish(mv, status, elapsed, received.size, trimmer, access_log, request_id, identity)
         if audit.sampled():
             audit.record(
                 request_id=request_id,

@@ -33,12 +33,15 @@ def rendered(project: Project, env: str, pin: str | None) -> str:
 
 def manifest_diff(project: Project, env: str, before: str | None, after: str | None) -> str:
     """Unified diff of the manifests of `env` pinned to `before` and to `after` ('' when they are the same)."""
-    lines = difflib.unified_diff(
-        rendered(project, env, before).splitlines(keepends=True),
-        rendered(project, env, after).splitlines(keepends=True),
-        fromfile=f"{env} pinned to {before or UNPINNED}",
-        tofile=f"{env} pinned to {after or UNPINNED}",
+    before_text, after_text = rendered(project, env, before), rendered(project, env, after)
+    return _unified(
+        before_text, after_text, f"{env} pinned to {before or UNPINNED}", f"{env} pinned to {after or UNPINNED}"
     )
+
+
+def _unified(before: str, after: str, fromfile: str, tofile: str) -> str:
+    """A unified diff of two texts ('' when they are the same)."""
+    lines = difflib.unified_diff(before.splitlines(keepends=True), after.splitlines(keepends=True), fromfile, tofile)
     return "".join(lines)
 
 
@@ -76,13 +79,8 @@ def base_diff(project: Project, env: str, base: str) -> str:
     if text is None:  # a new environment: compared with itself unpinned
         return manifest_diff(project, env, None, pin_in_text(after, env, str(where)))
     pin_in_text(text, env, f"{where} at {base}")  # a malformed file at the base is named there
-    lines = difflib.unified_diff(
-        _built(project, env, text).splitlines(keepends=True),
-        _built(project, env, after).splitlines(keepends=True),
-        fromfile=f"{env} with {where} at {base}",
-        tofile=f"{env} with {where} in the working tree",
-    )
-    return "".join(lines)
+    before_text, after_text = _built(project, env, text), _built(project, env, after)
+    return _unified(before_text, after_text, f"{env} with {where} at {base}", f"{env} with {where} in the working tree")
 
 
 def write_diff(path: Path, text: str) -> None:
