@@ -127,21 +127,24 @@ def analyze(repo: Path, *args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
-def _served(prometheus: PrometheusProcess, track: str) -> float:
-    found = prometheus.query(f'sum(increase(mlgit_inference_requests_total{{mlgit_dev_track="{track}"}}[5m]))')
-    return float(found[0]["value"][1]) if found else 0.0
+def _served(prometheus: PrometheusProcess, track: str) -> list[float]:
+    """Requests Prometheus counts for `track` in the window, one number per namespace that has the series."""
+    query = f'sum by (namespace) (increase(mlgit_inference_requests_total{{mlgit_dev_track="{track}"}}[5m]))'
+    return [float(found["value"][1]) for found in prometheus.query(query)]
 
 
 @pytest.fixture(scope="module")
 def traffic(canaries: Canaries) -> dict[int, int]:
-    """Traffic to every server until Prometheus counts enough requests of both canaries in the window."""
+    """Traffic to every server until Prometheus counts enough requests of both tracks in both namespaces
+    (staging, prod) in the window: a stable scraped once too few reads as no traffic, and the verdict is then
+    rightly inconclusive, not the pass or fail the tests expect."""
     seen: dict[int, int] = {}
 
     def enough() -> bool:
         for status, count in _bursts(list(canaries.servers.values()), 3).items():
             seen[status] = seen.get(status, 0) + count
-        # Both canaries are counted together: each needs MIN_REQUESTS, so twice that plus a margin.
-        return _served(canaries.prometheus, "canary") > 3 * MIN_REQUESTS
+        counted = [_served(canaries.prometheus, track) for track in ("stable", "canary")]
+        return all(len(counts) == 2 and min(counts) > 1.5 * MIN_REQUESTS for counts in counted)
 
     wait_until(enough, "Prometheus to count the canaries' requests", timeout=300)
     return seen
